@@ -1,0 +1,88 @@
+"""`Function`: one differentiable operation, its forward and its backward side by side.
+
+Every op in the library is a subclass with two static methods:
+
+    forward(ctx, *arrays, **options)  -> np.ndarray      # plain NumPy in, plain NumPy out
+    backward(ctx, grad)               -> one gradient per array input (or None)
+
+`forward` may stash whatever `backward` needs with `ctx.save(...)`. `backward` receives the gradient
+of the loss with respect to the op's output and returns the gradient with respect to each input. It may
+return a gradient in the *broadcast* shape (the shape the op computed in): `apply` un-broadcasts it to
+the input's own shape, so no op has to think about broadcasting in its backward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum `grad` down to `shape`, undoing NumPy broadcasting (Exercise 1.1).
+
+    Broadcasting copies an input along (a) new leading axes and (b) axes where the input has size 1.
+    Each copy received its own share of the gradient, so the input's gradient is their sum:
+
+        unbroadcast(np.ones((4, 2, 3)), (2, 1)) -> array of shape (2, 1), every entry 4 * 3 = 12
+    """
+    ### BEGIN SOLUTION
+    if grad.shape == tuple(shape):
+        return grad
+    lead = grad.ndim - len(shape)
+    if lead < 0:
+        raise ValueError(f"unbroadcast: gradient of shape {grad.shape} has fewer axes than input shape {shape}")
+    if lead:
+        grad = grad.sum(axis=tuple(range(lead)))
+    ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if ones:
+        grad = grad.sum(axis=ones, keepdims=True)
+    ### END SOLUTION
+    return grad
+
+
+class Context:
+    """Scratch space a Function's forward fills for its backward."""
+
+    __slots__ = ("saved", "needs_input_grad", "shapes", "__dict__")
+
+    def __init__(self, needs_input_grad: tuple[bool, ...], shapes: tuple[tuple[int, ...], ...]):
+        self.saved: tuple = ()
+        self.needs_input_grad = needs_input_grad
+        self.shapes = shapes
+
+    def save(self, *values) -> None:
+        self.saved = values
+
+
+class Node:
+    """The recipe attached to a non-leaf tensor: which Function made it, from which parents."""
+
+    __slots__ = ("fn", "ctx", "parents")
+
+    def __init__(self, fn: type[Function], ctx: Context, parents: tuple):
+        self.fn, self.ctx, self.parents = fn, ctx, parents
+
+
+class Function:
+    """Base class of every differentiable op. Call `MyOp.apply(*tensors, **options)`."""
+
+    @staticmethod
+    def forward(ctx: Context, *args: np.ndarray, **kwargs) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Context, grad: np.ndarray):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        from .tensor import Tensor, as_tensors, is_grad_enabled
+
+        tensors = as_tensors(cls.__name__, inputs)
+        needs = tuple(t.requires_grad for t in tensors)
+        record = is_grad_enabled() and any(needs)
+        ctx = Context(needs, tuple(t.data.shape for t in tensors))
+        out = cls.forward(ctx, *(t.data for t in tensors), **kwargs)
+        result = Tensor(out, requires_grad=record)
+        if record:
+            result._node = Node(cls, ctx, tensors)
+        return result

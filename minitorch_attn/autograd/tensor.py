@@ -1,0 +1,374 @@
+"""`Tensor`: an `np.ndarray` (`.data`) that remembers how it was made, so that `backward()` can
+send gradients back through the graph in reverse topological order.
+
+Rules this file keeps:
+- float32 is the default; a NumPy array keeps its float dtype (float64 works everywhere);
+- tensors in one op must share a float dtype (mixing float32 and float64 raises, naming both);
+- Python numbers and NumPy arrays mixed into an op become constants of the tensor's dtype;
+- only leaves (tensors you made, e.g. parameters) keep `.grad`, as in PyTorch; call
+  `retain_grad()` on an intermediate tensor to keep its gradient too;
+- gradients accumulate: call `zero_grad` (or set `.grad = None`) between steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from .function import unbroadcast
+
+_state = threading.local()
+
+
+def is_grad_enabled() -> bool:
+    return getattr(_state, "grad_enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block no graph is recorded (inference, optimizer updates)."""
+    previous = is_grad_enabled()
+    _state.grad_enabled = False
+    try:
+        yield
+    finally:
+        _state.grad_enabled = previous
+
+
+def _as_array(data, dtype=None) -> np.ndarray:
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.asarray(data, dtype=dtype)
+    arr = np.asarray(data)
+    if isinstance(data, np.ndarray) or isinstance(data, np.generic):
+        return arr
+    # Python numbers and lists: floats become float32, ints stay integer (indices), bools stay bool.
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32)
+    return arr
+
+
+class Tensor:
+    """A node of the computation graph. `.data` is the value, `.grad` the accumulated gradient."""
+
+    __array_priority__ = 100  # so `ndarray + Tensor` calls Tensor.__radd__
+
+    def __init__(self, data, requires_grad: bool = False, dtype=None):
+        self.data: np.ndarray = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"only floating-point tensors can require gradients; got dtype {self.data.dtype} "
+                f"for a tensor of shape {self.data.shape}"
+            )
+        self.requires_grad = bool(requires_grad)
+        self.grad: np.ndarray | None = None
+        self._node = None  # set by Function.apply on non-leaf tensors
+        self._retain = False
+
+    # ---- basic facts -------------------------------------------------------------------------
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    dtype = property(lambda self: self.data.dtype)
+    size = property(lambda self: self.data.size)
+    is_leaf = property(lambda self: self._node is None)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, precision=4, separator=", ", prefix="tensor(")
+        extra = ", requires_grad=True" if self.requires_grad else ""
+        if self.data.dtype != np.float32:
+            extra = f", dtype={self.data.dtype}" + extra
+        return f"tensor({body}{extra})"
+
+    def numpy(self) -> np.ndarray:
+        return self.data
+
+    def item(self) -> float:
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element; got shape {self.shape}")
+        return self.data.item()
+
+    def tolist(self):
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        return Tensor(self.data)
+
+    def astype(self, dtype) -> Tensor:
+        from . import ops
+
+        return ops.Cast.apply(self, dtype=np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def retain_grad(self) -> Tensor:
+        self._retain = True
+        return self
+
+    def requires_grad_(self, flag: bool = True) -> Tensor:
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients; got {self.data.dtype}")
+        self.requires_grad = flag
+        return self
+
+    def zero_grad(self) -> None:
+        self.grad = None
+
+    # ---- reverse mode ------------------------------------------------------------------------
+    def backward(self, grad=None) -> None:
+        """Accumulate d(self)/d(leaf) * grad into every leaf's `.grad`.
+
+        `grad` defaults to 1 for a one-element tensor; any other tensor needs an explicit `grad`
+        of its own shape (the vector in the vector-Jacobian product).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                f"backward() on a tensor of shape {self.shape} that does not require grad: "
+                "no input of the computation had requires_grad=True (or it ran under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a non-scalar tensor of shape {self.shape} needs a gradient of that "
+                    "shape: pass backward(grad) or reduce first, e.g. loss = out.sum()"
+                )
+            grad = np.ones_like(self.data)
+        else:
+            grad = _as_array(grad, self.data.dtype)
+            if grad.shape != self.shape:
+                raise ValueError(f"backward(grad): grad has shape {grad.shape} but the tensor has shape {self.shape}")
+        grads = {id(self): grad}
+        for t in reversed(topological_order(self)):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue
+            if t._node is None or t._retain:
+                t.grad = g.copy() if t.grad is None else t.grad + g
+            if t._node is None:
+                continue
+            node = t._node
+            in_grads = node.fn.backward(node.ctx, g)
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for parent, pg in zip(node.parents, in_grads):
+                if pg is None or not parent.requires_grad:
+                    continue
+                pg = unbroadcast(np.asarray(pg, dtype=parent.data.dtype), parent.shape)
+                key = id(parent)
+                grads[key] = pg if key not in grads else grads[key] + pg
+
+    # ---- operators (each forwards to a Function in ops.py) -----------------------------------
+    def __add__(self, other):
+        return _ops().Add.apply(self, other)
+
+    def __radd__(self, other):
+        return _ops().Add.apply(other, self)
+
+    def __sub__(self, other):
+        return _ops().Sub.apply(self, other)
+
+    def __rsub__(self, other):
+        return _ops().Sub.apply(other, self)
+
+    def __mul__(self, other):
+        return _ops().Mul.apply(self, other)
+
+    def __rmul__(self, other):
+        return _ops().Mul.apply(other, self)
+
+    def __truediv__(self, other):
+        return _ops().Div.apply(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().Div.apply(other, self)
+
+    def __neg__(self):
+        return _ops().Neg.apply(self)
+
+    def __pow__(self, other):
+        return _ops().Pow.apply(self, other)
+
+    def __rpow__(self, other):
+        return _ops().Pow.apply(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __getitem__(self, index):
+        return _ops().Index.apply(self, index=_ops().normalize_index(index))
+
+    # comparisons give boolean tensors that carry no gradient
+    def _compare(self, other, fn):
+        return Tensor(fn(self.data, _as_array(other)))
+
+    def __lt__(self, other):
+        return self._compare(other, np.less)
+
+    def __le__(self, other):
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other):  # noqa: D105 - elementwise, like NumPy and PyTorch
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, np.not_equal)
+
+    __hash__ = object.__hash__
+
+    # ---- methods -----------------------------------------------------------------------------
+    def exp(self):
+        return _ops().Exp.apply(self)
+
+    def log(self):
+        return _ops().Log.apply(self)
+
+    def sqrt(self):
+        return _ops().Sqrt.apply(self)
+
+    def tanh(self):
+        return _ops().Tanh.apply(self)
+
+    def sigmoid(self):
+        return _ops().Sigmoid.apply(self)
+
+    def relu(self):
+        return _ops().ReLU.apply(self)
+
+    def abs(self):
+        return _ops().Abs.apply(self)
+
+    def sum(self, axis=None, keepdims=False):
+        return _ops().Sum.apply(self, axis=_ops().normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops().Mean.apply(self, axis=_ops().normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops().Max.apply(self, axis=_ops().normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return -((-self).max(axis=axis, keepdims=keepdims))
+
+    def var(self, axis=None, keepdims=False, correction=1):
+        return _ops().Var.apply(
+            self, axis=_ops().normalize_axis(axis, self.ndim), keepdims=keepdims, correction=correction
+        )
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return _ops().Reshape.apply(self, shape=tuple(shape))
+
+    view = reshape
+
+    def transpose(self, dim0=-2, dim1=-1):
+        axes = list(range(self.ndim))
+        axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+        return self.permute(*axes)
+
+    def permute(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: axes {tuple(axes)} are not a permutation of the {self.ndim} axes of shape {self.shape}")
+        return _ops().Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    @property
+    def mT(self):
+        return self.transpose(-2, -1)
+
+    def masked_fill(self, mask, value):
+        return _ops().masked_fill(self, mask, value)
+
+    def softmax(self, axis=-1):
+        from .. import functional as F
+
+        return F.softmax(self, axis=axis)
+
+    def log_softmax(self, axis=-1):
+        from .. import functional as F
+
+        return F.log_softmax(self, axis=axis)
+
+    def logsumexp(self, axis=-1, keepdims=False):
+        from .. import functional as F
+
+        return F.logsumexp(self, axis=axis, keepdims=keepdims)
+
+
+def _ops():
+    from . import ops
+
+    return ops
+
+
+def topological_order(root: Tensor) -> list[Tensor]:
+    """Every tensor `root` depends on, each listed after all of its parents (Exercise 1.4).
+
+    Visit parents before children with a depth-first search, appending a tensor once all its parents
+    are in the list; iterate rather than recurse so that long graphs (an RNN over 1,000 steps) do not
+    hit Python's recursion limit. `root` comes last.
+    """
+    ### BEGIN SOLUTION
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        t, parents_done = stack.pop()
+        if parents_done:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t._node is not None:
+            for p in t._node.parents:
+                if id(p) not in seen:
+                    stack.append((p, False))
+    ### END SOLUTION
+    return order
+
+
+def as_tensors(op: str, inputs) -> list[Tensor]:
+    """Wrap the inputs of op `op`: constants take the dtype of the floating tensors among them."""
+    tensors = [x for x in inputs if isinstance(x, Tensor)]
+    floats = {t.data.dtype for t in tensors if t.data.dtype.kind == "f"}
+    if len(floats) > 1:
+        desc = ", ".join(f"{t.data.dtype} {t.shape}" for t in tensors)
+        raise TypeError(
+            f"{op}: inputs mix float dtypes ({desc}); convert explicitly with .float() or .double()"
+        )
+    dtype = floats.pop() if floats else np.float32
+    out = []
+    for x in inputs:
+        if isinstance(x, Tensor):
+            out.append(x)
+        else:
+            arr = np.asarray(x)
+            out.append(Tensor(arr.astype(dtype) if arr.dtype.kind in "fiu" and arr.dtype != bool else arr))
+    return out
+
+
+def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
+    """Make a leaf tensor (float32 for Python floats; NumPy arrays keep their dtype)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
