@@ -1,6 +1,7 @@
 """Command line: `python -m minitorch_attn COMMAND ...`
 
     tour                      run every lesson's demonstration headless and write the plots
+    lessons build|check       execute the lesson notebooks from their .py sources / check they are fresh
     course generate|check|release|grade ...   the course machinery (see minitorch_attn/course/cli.py)
     grade ...                 shorthand for `course grade ...`
 """
@@ -20,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
         from .tour import main as tour_main
 
         return tour_main(rest)
+    if command == "lessons":
+        from .course.notebooks import main as lessons_main
+
+        return lessons_main(rest)
     if command == "course":
         from .course.cli import main as course_main
 

@@ -1,0 +1,78 @@
+"""Lesson notebooks: `lessons/NN_topic.py` (jupytext percent format) is the source a person edits and
+reviews; `lessons/NN_topic.ipynb` is generated from it and executed, outputs stored, for nbval.
+
+    python -m minitorch_attn lessons build [NN ...]   # regenerate and execute the notebooks
+    python -m minitorch_attn lessons check            # fail if a notebook is stale or unexecuted
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .paths import course_root
+
+
+def _sources(root: Path, only=None) -> list[Path]:
+    paths = sorted((root / "lessons").glob("[0-9][0-9]_*.py"))
+    return [p for p in paths if not only or any(p.stem.startswith(o.zfill(2)) for o in only)]
+
+
+def _cells(nb) -> list[tuple[str, str]]:
+    return [(c.cell_type, c.source.strip()) for c in nb.cells]
+
+
+def build(path: Path, timeout: int = 600) -> Path:
+    """Convert one lesson script to a notebook, execute it in a fresh kernel, write it beside the script."""
+    import jupytext
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = jupytext.read(path)
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    target = path.with_suffix(".ipynb")
+    nbformat.write(nb, target)
+    return target
+
+
+def check(root: Path) -> list[str]:
+    """Problems that make the stored notebooks untrustworthy (empty list: all good)."""
+    import jupytext
+    import nbformat
+
+    problems = []
+    for src in _sources(root):
+        target = src.with_suffix(".ipynb")
+        if not target.exists():
+            problems.append(f"{target.name} is missing: run `python -m minitorch_attn lessons build {src.stem[:2]}`")
+            continue
+        stored = nbformat.read(target, as_version=4)
+        if _cells(stored) != _cells(jupytext.read(src)):
+            problems.append(f"{target.name} is stale (its cells differ from {src.name}): run "
+                            f"`python -m minitorch_attn lessons build {src.stem[:2]}`")
+        unexecuted = [i for i, c in enumerate(stored.cells) if c.cell_type == "code" and c.execution_count is None]
+        if unexecuted:
+            problems.append(f"{target.name}: code cells {unexecuted} were never executed (outputs must be stored)")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minitorch_attn lessons")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="regenerate and execute notebooks from lessons/NN_*.py")
+    b.add_argument("lessons", nargs="*", help="lesson numbers (default: all)")
+    sub.add_parser("check", help="fail when a notebook is missing, stale or unexecuted")
+    args = parser.parse_args(argv)
+    root = course_root()
+    if args.command == "build":
+        for src in _sources(root, args.lessons):
+            print(f"executing {src.name} ...", flush=True)
+            print(f"  wrote {build(src)}")
+        return 0
+    problems = check(root)
+    for p in problems:
+        print(p, file=sys.stderr)
+    print("lessons: all notebooks fresh and executed" if not problems else f"lessons: {len(problems)} problem(s)")
+    return 1 if problems else 0
