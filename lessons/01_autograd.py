@@ -169,7 +169,7 @@ model = nn.Sequential(nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(),
 opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 data_rng = np.random.default_rng(1)
 losses = []
-for step in range(1500):
+for step in range(3000):
     idx = data_rng.choice(len(X), size=64, replace=False)
     loss = F.cross_entropy(model(mta.tensor(X[idx])), y[idx])
     opt.zero_grad()
