@@ -43,7 +43,7 @@ import numpy as np
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn import nn, optim
-from minitorch_attn.autograd.ops import Mul
+from minitorch_attn.autograd.ops import Div
 from minitorch_attn.data import spirals
 from minitorch_attn.viz import curves, decision_boundary
 
@@ -70,13 +70,14 @@ print(f"engine : dL/da = {a.grad:.6f}, dL/db = {b.grad:.6f}, dL/dc = {c.grad:.6f
 print(f"by hand: dL/da = {local * -0.5:.6f}, dL/db = {local * 2.0:.6f}, dL/dc = {local:.6f}")
 
 # %% [markdown]
-# Every op is a `Function` with its `backward` right beside its `forward`. Here is `Mul`, which you
-# will write in Exercise 1.2 — forward saves both inputs because each one's gradient needs the other:
+# Every op is a `Function` with its `backward` right beside its `forward`. Here is `Div`: forward saves
+# both inputs because each one's gradient needs the other, and backward skips the work for an input
+# that does not need a gradient. `Mul` (Exercise 1.2) has the same shape, with a simpler rule.
 
 # %%
 import inspect
 
-print(inspect.getsource(Mul))
+print(inspect.getsource(Div))
 
 # %% [markdown]
 # ## 2. The order of the walk
@@ -118,6 +119,8 @@ print("unbroadcast(ones(4, 2, 3) -> (2, 1)):\n", mta.autograd.unbroadcast(np.one
 # the round-off error is $O(\text{machine eps}/\epsilon)$, and in float32 the two cannot both be small.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+# (the output is ignored by the notebook tests: float32 round-off differs between CPUs)
 rng = np.random.default_rng(0)
 
 
@@ -163,13 +166,16 @@ print("W.grad has W's shape:", W.grad.shape)
 # $\theta \leftarrow \theta - \eta v$ smooth the noisy gradient.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+# (output ignored by the notebook tests: a float32 loss differs in its last digits between CPUs;
+#  the accuracy is asserted instead)
 X, y = spirals(n_per_class=150, noise=0.15, seed=0)
 mta.manual_seed(0)
 model = nn.Sequential(nn.Linear(2, 64), nn.Tanh(), nn.Linear(64, 64), nn.Tanh(), nn.Linear(64, 2))
 opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 data_rng = np.random.default_rng(1)
 losses = []
-for step in range(3000):
+for _ in range(3000):
     idx = data_rng.choice(len(X), size=64, replace=False)
     loss = F.cross_entropy(model(mta.tensor(X[idx])), y[idx])
     opt.zero_grad()

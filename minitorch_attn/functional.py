@@ -14,10 +14,10 @@ __all__ = [
 ]
 
 
-def _axis(x: Tensor, axis: int) -> int:
-    if not -x.ndim <= axis < max(x.ndim, 1):
+def _axis(x: Tensor, axis: int):
+    if not -max(x.ndim, 1) <= axis < max(x.ndim, 1):
         raise ValueError(f"axis {axis} is out of range for a tensor of shape {x.shape}")
-    return axis % max(x.ndim, 1)
+    return axis % x.ndim if x.ndim else ()  # a 0-d tensor takes axis 0 or -1, as in PyTorch
 
 
 def softmax(x, axis: int = -1, temperature: float = 1.0) -> Tensor:
@@ -44,8 +44,9 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -
     """Normalise over the trailing `normalized_shape` axes, then scale and shift (PyTorch's layer_norm)."""
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     n = len(normalized_shape)
-    if tuple(x.shape[x.ndim - n :]) != normalized_shape:
-        raise ValueError(f"layer_norm: input of shape {x.shape} does not end in normalized_shape {normalized_shape}")
+    if n == 0 or n > x.ndim or tuple(x.shape[x.ndim - n :]) != normalized_shape:
+        raise ValueError(f"layer_norm: input of shape {x.shape} does not end in "
+                         f"normalized_shape {normalized_shape}")
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != normalized_shape:
             raise ValueError(f"layer_norm: {name} has shape {p.shape}, expected {normalized_shape}")
@@ -60,7 +61,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps: float = 1e-5) -
 
 def cross_entropy(logits, target, ignore_index: int = -100, label_smoothing: float = 0.0,
                   reduction: str = "mean") -> Tensor:
-    """PyTorch's cross_entropy for class indices: logits (N, C) or (N, C, d1, ...), target (N,) or (N, d1, ...).
+    """PyTorch's cross_entropy for class indices: logits (N, C) or (N, C, d1, ...), target (N,) or
+    (N, d1, ...).
 
     Targets equal to `ignore_index` are skipped (and not counted in the mean). A mean over zero
     counted targets is NaN, as in PyTorch.
@@ -68,7 +70,8 @@ def cross_entropy(logits, target, ignore_index: int = -100, label_smoothing: flo
     (logits,) = as_tensors("cross_entropy", (logits,))
     t = target.data if isinstance(target, Tensor) else np.asarray(target)
     if t.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: target must hold integer class indices; got dtype {t.dtype} of shape {t.shape}")
+        raise TypeError(f"cross_entropy: target must hold integer class indices; got dtype {t.dtype} "
+                        f"of shape {t.shape}")
     if reduction not in ("mean", "sum", "none"):
         raise ValueError(f"cross_entropy: reduction must be 'mean', 'sum' or 'none'; got {reduction!r}")
     if not 0.0 <= label_smoothing <= 1.0:
@@ -77,7 +80,8 @@ def cross_entropy(logits, target, ignore_index: int = -100, label_smoothing: flo
         raise ValueError(f"cross_entropy: logits need shape (N, C); got {logits.shape}")
     expected = (logits.shape[0],) + tuple(logits.shape[2:])
     if t.shape != expected:
-        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need target of shape {expected}; got {t.shape}")
+        raise ValueError(f"cross_entropy: logits of shape {logits.shape} need target of shape {expected}; "
+                         f"got {t.shape}")
     c = logits.shape[1]
     if logits.ndim > 2:  # move the class axis last and flatten, as torch does internally
         perm = (0,) + tuple(range(2, logits.ndim)) + (1,)

@@ -44,7 +44,7 @@ def lesson_scripts(root: Path, only: list[str] | None = None) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
-    from .course.paths import course_root
+    from .course.targets import find_root
 
     parser = argparse.ArgumentParser(prog="python -m minitorch_attn tour", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="out/tour", help="folder for the figures (default: out/tour)")
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="print each lesson's output")
     args = parser.parse_args(argv)
 
-    root = course_root()
+    root = find_root()
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     scripts = lesson_scripts(root, args.lesson)

@@ -29,7 +29,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return grad
     lead = grad.ndim - len(shape)
     if lead < 0:
-        raise ValueError(f"unbroadcast: gradient of shape {grad.shape} has fewer axes than input shape {shape}")
+        raise ValueError(f"unbroadcast: gradient of shape {grad.shape} has fewer axes than shape {shape}")
     if lead:
         grad = grad.sum(axis=tuple(range(lead)))
     ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)

@@ -57,17 +57,22 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
     for i in targets:
         x = inputs[i]
         analytic = np.zeros_like(x.data) if x.grad is None else x.grad
-        numeric = np.zeros_like(x.data)
+        original = x.data
+        x.data = np.array(original, order="C")  # a writable, contiguous copy (the input may be a view)
         flat = x.data.reshape(-1)  # a view: editing it edits x.data
-        with no_grad():
-            for j in range(flat.size):
-                old = flat[j]
-                flat[j] = old + eps
-                plus = _scalar(fn, inputs, weights).item()
-                flat[j] = old - eps
-                minus = _scalar(fn, inputs, weights).item()
-                flat[j] = old
-                numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+        numeric = np.zeros(x.shape)
+        try:
+            with no_grad():
+                for j in range(flat.size):
+                    old = flat[j]
+                    flat[j] = old + eps
+                    plus = _scalar(fn, inputs, weights).item()
+                    flat[j] = old - eps
+                    minus = _scalar(fn, inputs, weights).item()
+                    flat[j] = old
+                    numeric.reshape(-1)[j] = (plus - minus) / (2 * eps)
+        finally:
+            x.data = original
         bad = ~np.isclose(analytic, numeric, atol=atol, rtol=rtol)
         if bad.any():
             worst = np.unravel_index(np.argmax(np.abs(analytic - numeric)), analytic.shape)

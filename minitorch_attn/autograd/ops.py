@@ -67,6 +67,8 @@ class Div(Function):
     @staticmethod
     def forward(ctx, a, b):
         _check_broadcast("div", a, b)
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu":  # integer / integer gives float32, as in torch
+            a, b = a.astype(np.float32), b.astype(np.float32)
         ctx.save(a, b)
         return a / b
 
@@ -90,11 +92,12 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):
         a, b, out = ctx.saved
-        ga = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        gb = None
-        if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                gb = grad * out * np.where(a > 0, np.log(np.where(a > 0, a, 1)), np.nan)
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0 ** negative, log of 0 or of a negative
+            if ctx.needs_input_grad[0]:
+                ga = grad * np.where(b == 0, 0, b * a ** (b - 1))  # a ** 0 is constant, even at a = 0
+            if ctx.needs_input_grad[1]:
+                gb = grad * np.where((a == 0) & (b >= 0), 0, out * np.log(a))  # as torch: 0 at 0 ** b
         return ga, gb
 
 
@@ -266,6 +269,14 @@ def matmul(a, b) -> Tensor:
     a, b = as_tensors("matmul", (a, b))
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least one axis; got shapes {a.shape} and {b.shape}")
+    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+                         f"{a.shape[-1]} (last axis of the first) != {b.shape[-2 if b.ndim > 1 else 0]}")
+    try:
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch axes of shapes {a.shape} and {b.shape} cannot be broadcast "
+                         "together") from None
     squeeze = []
     if a.ndim == 1:
         a, squeeze = a.reshape(1, a.shape[0]), squeeze + [-2]
@@ -279,15 +290,19 @@ def matmul(a, b) -> Tensor:
 
 # ---- reductions -------------------------------------------------------------------------------
 def normalize_axis(axis, ndim: int):
-    """None, an int or a tuple of ints -> None or a sorted tuple of non-negative axes."""
+    """None, an int or a tuple of ints -> None or a sorted tuple of non-negative axes.
+
+    As in PyTorch, a 0-d tensor accepts axis 0 or -1, which reduces over nothing (the axes are ()).
+    """
     if axis is None:
         return None
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     out = []
     for ax in axes:
-        if not -ndim <= ax < max(ndim, 1):
+        if not -max(ndim, 1) <= ax < max(ndim, 1):
             raise ValueError(f"axis {ax} is out of range for a tensor with {ndim} axes")
-        out.append(int(ax) % max(ndim, 1))
+        if ndim:
+            out.append(int(ax) % ndim)
     return tuple(sorted(out))
 
 
@@ -366,7 +381,8 @@ class Reshape(Function):
         try:
             return a.reshape(shape)
         except ValueError:
-            raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) into {shape}") from None
+            raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} ({a.size} elements) "
+                             f"into {shape}") from None
 
     @staticmethod
     def backward(ctx, grad):
@@ -394,7 +410,8 @@ def normalize_index(index):
     if isinstance(index, list):
         index = np.asarray(index)
     if isinstance(index, np.ndarray) and index.dtype.kind not in "biu":
-        raise TypeError(f"index arrays must be integer or boolean; got dtype {index.dtype} of shape {index.shape}")
+        raise TypeError(f"index arrays must be integer or boolean; got dtype {index.dtype} "
+                        f"of shape {index.shape}")
     return index
 
 
@@ -430,10 +447,14 @@ class Index(Function):
 class Concatenate(Function):
     @staticmethod
     def forward(ctx, *arrays, axis=0):
+        if not -arrays[0].ndim <= axis < arrays[0].ndim:
+            raise ValueError(f"concatenate: axis {axis} is out of range for shapes "
+                             f"{[x.shape for x in arrays]}")
         try:
             out = np.concatenate(arrays, axis=axis)
         except ValueError:
-            raise ValueError(f"concatenate along axis {axis}: shapes {[x.shape for x in arrays]} do not match off that axis") from None
+            raise ValueError(f"concatenate along axis {axis}: shapes {[x.shape for x in arrays]} "
+                             "do not match off that axis") from None
         ctx.save(axis, np.cumsum([x.shape[axis] for x in arrays])[:-1])
         return out
 
@@ -460,12 +481,11 @@ class Stack(Function):
 class Where(Function):
     @staticmethod
     def forward(ctx, cond, a, b):
-        if cond.dtype != bool:
-            raise TypeError(f"where: the condition must be boolean; got dtype {cond.dtype} of shape {cond.shape}")
         try:
             np.broadcast_shapes(cond.shape, a.shape, b.shape)
         except ValueError:
-            raise ValueError(f"where: shapes {cond.shape} (condition), {a.shape} and {b.shape} cannot be broadcast together") from None
+            raise ValueError(f"where: shapes {cond.shape} (condition), {a.shape} and {b.shape} "
+                             "cannot be broadcast together") from None
         ctx.save(cond)
         return np.where(cond, a, b)
 
@@ -502,7 +522,8 @@ def split(x: Tensor, split_size_or_sections, axis=0) -> list[Tensor]:
     else:
         sizes = list(split_size_or_sections)
         if sum(sizes) != n:
-            raise ValueError(f"split sizes {sizes} add up to {sum(sizes)} but axis {axis} of shape {x.shape} has {n}")
+            raise ValueError(f"split sizes {sizes} add up to {sum(sizes)} but axis {axis} "
+                             f"of shape {x.shape} has {n}")
     out, start = [], 0
     axis = axis % x.ndim
     for s in sizes:
@@ -514,6 +535,8 @@ def split(x: Tensor, split_size_or_sections, axis=0) -> list[Tensor]:
 
 def where(cond, a, b) -> Tensor:
     cond = cond.data if isinstance(cond, Tensor) else np.asarray(cond)
+    if cond.dtype != bool:
+        raise TypeError(f"where: the condition must be boolean; got dtype {cond.dtype} of shape {cond.shape}")
     a, b = as_tensors("where", (a, b))
     return Where.apply(Tensor(cond), a, b)
 

@@ -4,7 +4,8 @@ send gradients back through the graph in reverse topological order.
 Rules this file keeps:
 - float32 is the default; a NumPy array keeps its float dtype (float64 works everywhere);
 - tensors in one op must share a float dtype (mixing float32 and float64 raises, naming both);
-- Python numbers and NumPy arrays mixed into an op become constants of the tensor's dtype;
+- Python numbers and NumPy arrays mixed into an op become constants of the tensor's dtype, and so do
+  integer tensors (float32 + int64 is float32, as in PyTorch);
 - only leaves (tensors you made, e.g. parameters) keep `.grad`, as in PyTorch; call
   `retain_grad()` on an intermediate tensor to keep its gradient too;
 - gradients accumulate: call `zero_grad` (or set `.grad = None`) between steps.
@@ -145,7 +146,9 @@ class Tensor:
         else:
             grad = _as_array(grad, self.data.dtype)
             if grad.shape != self.shape:
-                raise ValueError(f"backward(grad): grad has shape {grad.shape} but the tensor has shape {self.shape}")
+                raise ValueError(
+                    f"backward(grad): grad has shape {grad.shape} but the tensor has shape {self.shape}"
+                )
         grads = {id(self): grad}
         for t in reversed(topological_order(self)):
             g = grads.pop(id(t), None)
@@ -233,6 +236,11 @@ class Tensor:
 
     __hash__ = object.__hash__
 
+    def __bool__(self) -> bool:
+        # like NumPy and PyTorch: only a one-element tensor has a truth value (so `if a == b:` on
+        # whole tensors raises instead of always being true)
+        return bool(self.data)
+
     # ---- methods -----------------------------------------------------------------------------
     def exp(self):
         return _ops().Exp.apply(self)
@@ -279,14 +287,19 @@ class Tensor:
     view = reshape
 
     def transpose(self, dim0=-2, dim1=-1):
+        for d in (dim0, dim1):
+            if not -self.ndim <= d < self.ndim:
+                raise ValueError(f"transpose: axis {d} is out of range for a tensor of shape {self.shape}")
         axes = list(range(self.ndim))
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(*axes)
 
     def permute(self, *axes):
         axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: axes {tuple(axes)} are not a permutation of the {self.ndim} axes of shape {self.shape}")
+        in_range = all(-self.ndim <= a < self.ndim for a in axes)
+        if not in_range or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: axes {tuple(axes)} are not a permutation of the {self.ndim} axes "
+                             f"of shape {self.shape}")
         return _ops().Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
 
     @property
@@ -323,7 +336,7 @@ def _ops():
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
-    """Every tensor `root` depends on, each listed after all of its parents (Exercise 1.4).
+    """Every tensor `root` depends on, each listed after all of its parents (Exercise 1.5).
 
     Visit parents before children with a depth-first search, appending a tensor once all its parents
     are in the list; iterate rather than recurse so that long graphs (an RNN over 1,000 steps) do not
@@ -350,7 +363,9 @@ def topological_order(root: Tensor) -> list[Tensor]:
 
 
 def as_tensors(op: str, inputs) -> list[Tensor]:
-    """Wrap the inputs of op `op`: constants take the dtype of the floating tensors among them."""
+    """Wrap the inputs of op `op`. Constants (Python numbers, NumPy arrays) and integer tensors take the
+    dtype of the floating tensors among them, so float32 stays float32; with no floating tensor, a float
+    constant makes it float32 (the default) and integers alone stay integers."""
     tensors = [x for x in inputs if isinstance(x, Tensor)]
     floats = {t.data.dtype for t in tensors if t.data.dtype.kind == "f"}
     if len(floats) > 1:
@@ -358,14 +373,19 @@ def as_tensors(op: str, inputs) -> list[Tensor]:
         raise TypeError(
             f"{op}: inputs mix float dtypes ({desc}); convert explicitly with .float() or .double()"
         )
-    dtype = floats.pop() if floats else np.float32
+    arrays = [x.data if isinstance(x, Tensor) else np.asarray(x) for x in inputs]
+    if floats:
+        dtype = floats.pop()
+    elif any(not isinstance(x, Tensor) and a.dtype.kind == "f" for x, a in zip(inputs, arrays)):
+        dtype = np.dtype(np.float32)
+    else:
+        dtype = None
     out = []
-    for x in inputs:
-        if isinstance(x, Tensor):
-            out.append(x)
+    for x, arr in zip(inputs, arrays):
+        if dtype is not None and arr.dtype.kind in "fiu" and arr.dtype != dtype:
+            out.append(Tensor(arr.astype(dtype)))  # a constant: integer tensors cannot require grad
         else:
-            arr = np.asarray(x)
-            out.append(Tensor(arr.astype(dtype) if arr.dtype.kind in "fiu" and arr.dtype != bool else arr))
+            out.append(x if isinstance(x, Tensor) else Tensor(arr))
     return out
 
 

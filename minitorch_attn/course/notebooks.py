@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .paths import course_root
+from .targets import find_root
 
 
 def _sources(root: Path, only=None) -> list[Path]:
@@ -31,7 +31,8 @@ def build(path: Path, timeout: int = 600) -> Path:
 
     nb = jupytext.read(path)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    resources = {"metadata": {"path": str(path.parent)}}
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=resources).execute()
     target = path.with_suffix(".ipynb")
     nbformat.write(nb, target)
     return target
@@ -65,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("lessons", nargs="*", help="lesson numbers (default: all)")
     sub.add_parser("check", help="fail when a notebook is missing, stale or unexecuted")
     args = parser.parse_args(argv)
-    root = course_root()
+    root = find_root()
     if args.command == "build":
         for src in _sources(root, args.lessons):
             print(f"executing {src.name} ...", flush=True)

@@ -1,0 +1,192 @@
+"""The catalog of graded exercises: which library definition each one is, its lesson, points and hint.
+
+An exercise is a top-level function or class of the library whose body holds one or more blocks between
+the lines `### BEGIN SOLUTION` and `### END SOLUTION`. `exercises/` and `solutions/` are generated from
+those definitions (`python -m minitorch_attn course generate`); the graded tests in `tests/exercises/`
+carry `@pytest.mark.exercise(id, points=...)`, and each exercise's test points add up to `points` here.
+
+`hint` is what a stub's `NotImplementedError` says; `part_hints` gives a more specific hint for the
+block inside a given method (keyed by the method's name, e.g. "forward" / "backward").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str  # "1.2": lesson number, then the exercise's number in that lesson
+    lesson: str  # "01_autograd": the lesson id; its files are exercises/lesson01_autograd.py, ...
+    title: str
+    points: float
+    module: str  # the library module that defines it, e.g. "minitorch_attn.autograd.ops"
+    name: str  # the top-level function or class in that module, e.g. "Mul"
+    hint: str
+    part_hints: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def stem(self) -> str:
+        """The lesson's file stem: exercises/<stem>.py, solutions/<stem>.py."""
+        return lesson_stem(self.lesson)
+
+    def hint_for(self, part: str) -> str:
+        """The hint for the block inside method/function `part` (falls back to `hint`)."""
+        return self.part_hints.get(part, self.hint)
+
+
+LESSONS: dict[str, str] = {
+    "01_autograd": "An autograd engine on NumPy",
+    "02_softmax": "Softmax, temperature, log-sum-exp, the online normaliser",
+}
+
+
+def lesson_stem(lesson: str) -> str:
+    return f"lesson{lesson}"
+
+
+EXERCISES: list[Exercise] = [
+    # ---- lesson 01: autograd --------------------------------------------------------------------------
+    Exercise(
+        "1.1", "01_autograd", "unbroadcast: sum a gradient back to an input's shape", 2,
+        "minitorch_attn.autograd.function", "unbroadcast",
+        hint="sum grad over its extra leading axes, then (with keepdims=True) over every axis where "
+        "`shape` has size 1 but grad does not; the result must have exactly `shape`",
+    ),
+    Exercise(
+        "1.2", "01_autograd", "Mul: forward and backward", 1,
+        "minitorch_attn.autograd.ops", "Mul",
+        hint="out = a * b; d(a*b)/da = b and d(a*b)/db = a",
+        part_hints={
+            "forward": "save both inputs with ctx.save(a, b) (backward needs them), then return a * b",
+            "backward": "a, b = ctx.saved; return (grad * b, grad * a) -- one gradient per input, in the "
+            "broadcast shape is fine (Function.apply un-broadcasts)",
+        },
+    ),
+    Exercise(
+        "1.3", "01_autograd", "Tanh: forward and backward", 1,
+        "minitorch_attn.autograd.ops", "Tanh",
+        hint="out = np.tanh(a); d tanh(a)/da = 1 - tanh(a)**2",
+        part_hints={
+            "forward": "compute out = np.tanh(a) and save the OUTPUT (the derivative is 1 - out**2)",
+            "backward": "(out,) = ctx.saved; return grad * (1 - out * out)",
+        },
+    ),
+    Exercise(
+        "1.4", "01_autograd", "MatMul: forward and backward, with batch broadcasting", 3,
+        "minitorch_attn.autograd.ops", "MatMul",
+        hint="out = a @ b; dA = grad @ B^T, dB = A^T @ grad, transposing only the last two axes",
+        part_hints={
+            "forward": "check a.shape[-1] == b.shape[-2] (raise ValueError naming both shapes), "
+            "save a and b, return a @ b",
+            "backward": "dA = grad @ np.swapaxes(b, -1, -2), dB = np.swapaxes(a, -1, -2) @ grad "
+            "(not .T: on 3-D arrays .T reverses every axis)",
+        },
+    ),
+    Exercise(
+        "1.5", "01_autograd", "topological_order: every tensor after its parents", 2,
+        "minitorch_attn.autograd.tensor", "topological_order",
+        hint="depth-first search with an explicit stack of (tensor, parents_done) pairs: push (t, True) "
+        "then each unseen parent in t._node.parents; append t when popped with parents_done; remember "
+        "visited ids so shared subgraphs are listed once; no recursion (graphs can be 10,000 deep)",
+    ),
+    Exercise(
+        "1.6", "01_autograd", "SGD.step: momentum, Nesterov and weight decay, as torch", 2,
+        "minitorch_attn.optim", "SGD",
+        hint="under no_grad(), for each (i, p) with p.grad not None: g = p.grad (+ weight_decay * p.data); "
+        "with momentum, buf = g.copy() on the first step else momentum * buf + g, kept in "
+        "self.state[i]['momentum_buffer']; g = g + momentum * buf if nesterov else buf; "
+        "then p.data -= lr * g (in place)",
+    ),
+    # ---- lesson 02: softmax ---------------------------------------------------------------------------
+    Exercise(
+        "2.1", "02_softmax", "Softmax: stable forward, Jacobian-free backward", 2,
+        "minitorch_attn.autograd.fused", "Softmax",
+        hint="p = exp(x - max) / sum(exp(x - max)) along axis; backward dx = p * (grad - sum(grad * p))",
+        part_hints={
+            "forward": "subtract the row max (keepdims=True) before exp, or logits of 1e4 overflow to "
+            "inf/inf = NaN; then divide by the row sum and ctx.save(p, axis)",
+            "backward": "p, axis = ctx.saved; return p * (grad - (grad * p).sum(axis=axis, keepdims=True))",
+        },
+    ),
+    Exercise(
+        "2.2", "02_softmax", "LogSumExp: stable forward, softmax backward", 2,
+        "minitorch_attn.autograd.fused", "LogSumExp",
+        hint="lse = m + log(sum(exp(x - m))) with m the row max; its gradient is softmax(x)",
+        part_hints={
+            "forward": "m = max along axis (keepdims); replace a -inf max by 0 so that an all -inf row "
+            "gives log(0) = -inf instead of NaN; e = exp(x - m), s = sum(e), lse = m + log(s); save e and s "
+            "for backward; squeeze the axis unless keepdims",
+            "backward": "the gradient is softmax(x) = e / s with e = exp(x - m) and s = sum(e) saved in "
+            "forward; expand grad's reduced axis first when keepdims=False; an all -inf row has s = 0: "
+            "divide by 1 there so its gradient is 0, not NaN",
+        },
+    ),
+    Exercise(
+        "2.3", "02_softmax", "merge_normalisers: combine two (max, normaliser) pairs", 3,
+        "minitorch_attn.kernels.online", "merge_normalisers",
+        hint="m = max(m_a, m_b); l = l_a * exp(m_a - m) + l_b * exp(m_b - m), but where m is -inf "
+        "(both parts empty) subtract 0 instead: -inf - -inf is NaN",
+    ),
+    Exercise(
+        "2.4", "02_softmax", "online_normaliser: stream a row a block at a time", 3,
+        "minitorch_attn.kernels.online", "online_normaliser",
+        hint="start from m = -inf, l = 0 (shape x.shape[:-1]); for each block x[..., s:s + block_size]: "
+        "m_b = block max, l_b = sum(exp(block - m_b)) (with a -inf m_b replaced by 0), then "
+        "m, l = merge_normalisers(m, l, m_b, l_b); the last block may be shorter",
+    ),
+]
+
+_BY_ID = {e.id: e for e in EXERCISES}
+
+
+def get(exercise_id: str) -> Exercise:
+    """The exercise with this id ("1.2"); KeyError listing the known ids otherwise."""
+    try:
+        return _BY_ID[str(exercise_id)]
+    except KeyError:
+        raise KeyError(f"unknown exercise id {exercise_id!r}; the catalog has {', '.join(_BY_ID)}") from None
+
+
+def lessons() -> list[str]:
+    """Lesson ids that have exercises, in catalog order."""
+    return list(dict.fromkeys(e.lesson for e in EXERCISES))
+
+
+def for_lesson(lesson: str) -> list[Exercise]:
+    return [e for e in EXERCISES if e.lesson == lesson]
+
+
+def resolve_lesson(spec: str) -> str:
+    """A lesson id from "01", "1", "01_autograd" or "lesson01_autograd"."""
+    spec = str(spec)
+    if spec.startswith("lesson"):
+        spec = spec[len("lesson"):]
+    matches = [lesson for lesson in lessons() if lesson == spec or lesson.split("_")[0] == spec.zfill(2)]
+    if len(matches) != 1:
+        raise ValueError(f"unknown lesson {spec!r}; lessons with exercises: {', '.join(lessons())}")
+    return matches[0]
+
+
+def select(only=None) -> list[Exercise]:
+    """The exercises named by `only`: None (all), or ids ("1.2"), lessons ("01", "01_autograd") or a mix."""
+    if only is None:
+        return list(EXERCISES)
+    if isinstance(only, str):
+        only = [only]
+    chosen: set[str] = set()
+    for spec in only:
+        spec = str(spec)
+        if spec in _BY_ID:
+            chosen.add(spec)
+        else:
+            try:
+                lesson = resolve_lesson(spec)
+            except ValueError:
+                raise ValueError(
+                    f"use(only=...): {spec!r} is neither an exercise id ({', '.join(_BY_ID)}) nor a lesson "
+                    f"({', '.join(lessons())})"
+                ) from None
+            chosen.update(e.id for e in for_lesson(lesson))
+    return [e for e in EXERCISES if e.id in chosen]
