@@ -109,12 +109,12 @@ def embedding(indices, weight: Tensor) -> Tensor:
 
 def dropout(x, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
     """Inverted dropout. Identity when not training or p == 0; `rng` defaults to the library's generator."""
-    if not 0.0 <= p < 1.0:
-        if p == 1.0:
-            return x * 0.0
+    if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability must be in [0, 1]; got {p}")
     if not training or p == 0.0:
         return x
+    if p == 1.0:
+        return x * 0.0
     return fused.Dropout.apply(x, p=p, rng=rng if rng is not None else default_rng())
 
 

@@ -524,3 +524,26 @@ def test_gradcheck_on_non_contiguous_and_non_writeable_inputs():
     ro = np.random.default_rng(1).standard_normal((2, 3))
     ro.flags.writeable = False
     check(lambda x: x.tanh(), mta.tensor(ro, requires_grad=True))
+
+
+def test_slices_of_a_long_sequence_accumulate_in_place():
+    """Indexing's backward adds into one buffer: reading every time step of a sequence (as an RNN
+    does) gives the same gradient as the dense rule, without T full-size arrays of zeros."""
+    rng = np.random.default_rng(0)
+    x = mta.tensor(rng.standard_normal((3, 50, 4)), requires_grad=True)
+    w = rng.standard_normal((50, 4))
+    total = None
+    for t in range(50):
+        term = (x[:, t] * w[t]).tanh().sum() + x[1, t, [0, 0, 2]].sum()
+        total = term if total is None else total + term
+    total.backward()
+    expected = (1 - np.tanh(x.data * w) ** 2) * w
+    expected[1, :, 0] += 2
+    expected[1, :, 2] += 1
+    np.testing.assert_allclose(x.grad, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_dropout_is_identity_in_eval_even_at_p_one():
+    x = mta.ones(2, 3)
+    assert (F.dropout(x, p=1.0, training=False).data == 1).all()
+    assert (F.dropout(x, p=1.0, training=True).data == 0).all()

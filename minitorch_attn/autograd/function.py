@@ -39,6 +39,32 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return grad
 
 
+class IndexedGrad:
+    """A gradient that is zero everywhere except at `index` — what indexing's backward produces.
+
+    The engine adds it into the input's gradient buffer in place, so taking T slices of a sequence
+    (an RNN reading `x[:, t]` for every t) costs O(size of the slices) in backward, not T full-size
+    arrays of zeros. `dense()` gives the ordinary array when one is needed.
+    """
+
+    __slots__ = ("index", "values")
+
+    def __init__(self, index, values: np.ndarray):
+        self.index, self.values = index, values
+
+    def add_into(self, buffer: np.ndarray) -> None:
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        if any(isinstance(i, np.ndarray) for i in parts):
+            np.add.at(buffer, self.index, self.values)  # integer arrays may repeat positions
+        else:
+            buffer[self.index] += self.values
+
+    def dense(self, shape, dtype) -> np.ndarray:
+        buffer = np.zeros(shape, dtype=dtype)
+        self.add_into(buffer)
+        return buffer
+
+
 class Context:
     """Scratch space a Function's forward fills for its backward."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .function import Function
+from .function import Function, IndexedGrad
 from .tensor import Tensor, as_tensors
 
 
@@ -421,8 +421,9 @@ def _is_advanced(index) -> bool:
 
 
 class Index(Function):
-    """a[index] for slices, integers, integer arrays and boolean masks. Backward scatters with
-    `np.add.at` when the index may repeat positions (integer arrays), else assigns into zeros."""
+    """a[index] for slices, integers, integer arrays and boolean masks. Backward returns an
+    `IndexedGrad`: the engine adds `grad` into the input's gradient at `index` (with `np.add.at`
+    when integer arrays may repeat a position)."""
 
     @staticmethod
     def forward(ctx, a, index):
@@ -436,12 +437,7 @@ class Index(Function):
     @staticmethod
     def backward(ctx, grad):
         (index,) = ctx.saved
-        full = np.zeros(ctx.shapes[0], dtype=grad.dtype)
-        if _is_advanced(index):
-            np.add.at(full, index, grad)
-        else:
-            full[index] = grad
-        return full
+        return IndexedGrad(index, grad)
 
 
 class Concatenate(Function):

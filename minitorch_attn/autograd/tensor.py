@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from .function import unbroadcast
+from .function import IndexedGrad, unbroadcast
 
 _state = threading.local()
 
@@ -150,6 +150,7 @@ class Tensor:
                     f"backward(grad): grad has shape {grad.shape} but the tensor has shape {self.shape}"
                 )
         grads = {id(self): grad}
+        owned = set()  # ids whose buffer in `grads` was allocated here, so may be added into in place
         for t in reversed(topological_order(self)):
             g = grads.pop(id(t), None)
             if g is None:
@@ -165,9 +166,22 @@ class Tensor:
             for parent, pg in zip(node.parents, in_grads):
                 if pg is None or not parent.requires_grad:
                     continue
-                pg = unbroadcast(np.asarray(pg, dtype=parent.data.dtype), parent.shape)
                 key = id(parent)
-                grads[key] = pg if key not in grads else grads[key] + pg
+                if isinstance(pg, IndexedGrad):  # sparse: add into a buffer we own
+                    if key not in owned:
+                        buffer = grads.get(key)
+                        grads[key] = np.zeros(parent.shape, parent.data.dtype) if buffer is None else buffer.copy()
+                        owned.add(key)
+                    pg.add_into(grads[key])
+                    continue
+                pg = unbroadcast(np.asarray(pg, dtype=parent.data.dtype), parent.shape)
+                if key not in grads:
+                    grads[key] = pg
+                elif key in owned:
+                    grads[key] += pg
+                else:
+                    grads[key] = grads[key] + pg
+                    owned.add(key)
 
     # ---- operators (each forwards to a Function in ops.py) -----------------------------------
     def __add__(self, other):
