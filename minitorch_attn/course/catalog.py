@@ -39,6 +39,10 @@ class Exercise:
 LESSONS: dict[str, str] = {
     "01_autograd": "An autograd engine on NumPy",
     "02_softmax": "Softmax, temperature, log-sum-exp, the online normaliser",
+    "03_bahdanau": "Additive attention (Bahdanau) on a GRU encoder-decoder",
+    "04_luong": "Luong attention: dot, general, concat, local-p",
+    "05_scaled_dot_product": "Scaled dot-product attention, why 1/sqrt(d), masks",
+    "06_multihead": "Multi-head attention and positional encodings",
 }
 
 
@@ -136,6 +140,11 @@ EXERCISES: list[Exercise] = [
         "m_b = block max, l_b = sum(exp(block - m_b)) (with a -inf m_b replaced by 0), then "
         "m, l = merge_normalisers(m, l, m_b, l_b); the last block may be shorter",
     ),
+    # ---- lesson 03: Bahdanau (add entries below this line) -----------------------------------------
+    # ---- lesson 04: Luong (add entries below this line) --------------------------------------------
+    # ---- lesson 05: scaled dot-product (add entries below this line) -------------------------------
+    # ---- lesson 06: multi-head and positions (add entries below this line) -------------------------
+    # ---- lesson 10: flash attention on the CPU (add entries below this line) -----------------------
 ]
 
 _BY_ID = {e.id: e for e in EXERCISES}
