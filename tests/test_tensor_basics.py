@@ -154,3 +154,13 @@ def test_manual_seed_makes_the_library_generator_repeatable():
     np.testing.assert_array_equal(d1.data, d2.data)
     assert mta.manual_seed(124) is mta.default_rng()
     assert not np.array_equal(mta.randn(4).data, a.data)
+
+
+def test_numpy_float64_constants_alone_keep_their_dtype():
+    """With no tensor among an op's inputs, NumPy arrays keep their float dtype (as mta.tensor does);
+    Python floats alone give the float32 default."""
+    from minitorch_attn.autograd.ops import Add
+
+    assert Add.apply(np.ones(2), np.ones(2)).dtype == np.float64
+    assert Add.apply(1.0, 2.0).dtype == np.float32
+    assert Add.apply(np.ones(2, np.float32), 1.0).dtype == np.float32

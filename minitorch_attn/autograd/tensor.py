@@ -378,8 +378,8 @@ def topological_order(root: Tensor) -> list[Tensor]:
 
 def as_tensors(op: str, inputs) -> list[Tensor]:
     """Wrap the inputs of op `op`. Constants (Python numbers, NumPy arrays) and integer tensors take the
-    dtype of the floating tensors among them, so float32 stays float32; with no floating tensor, a float
-    constant makes it float32 (the default) and integers alone stay integers."""
+    dtype of the floating tensors among them, so float32 stays float32; with no floating tensor, NumPy
+    float arrays keep their dtype, Python floats give float32 (the default), and integers alone stay integers."""
     tensors = [x for x in inputs if isinstance(x, Tensor)]
     floats = {t.data.dtype for t in tensors if t.data.dtype.kind == "f"}
     if len(floats) > 1:
@@ -391,7 +391,9 @@ def as_tensors(op: str, inputs) -> list[Tensor]:
     if floats:
         dtype = floats.pop()
     elif any(not isinstance(x, Tensor) and a.dtype.kind == "f" for x, a in zip(inputs, arrays)):
-        dtype = np.dtype(np.float32)
+        # no float tensor: NumPy float arrays keep their dtype (as `tensor()` does); Python floats -> float32
+        np_floats = [x.dtype for x in inputs if isinstance(x, (np.ndarray, np.generic)) and x.dtype.kind == "f"]
+        dtype = np.result_type(*np_floats) if np_floats else np.dtype(np.float32)
     else:
         dtype = None
     out = []
