@@ -10,7 +10,7 @@ from .random import default_rng
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "layer_norm", "cross_entropy", "embedding", "dropout",
-    "gelu", "relu", "sigmoid", "tanh", "linear",
+    "gelu", "relu", "sigmoid", "tanh", "linear", "scaled_dot_product_attention",
 ]
 
 
@@ -146,3 +146,7 @@ def linear(x, weight, bias=None) -> Tensor:
 
 
 _ = is_grad_enabled  # re-exported for modules that check the mode
+
+
+# Last: attention is built from the functions above (sdpa.py imports this module).
+from .sdpa import scaled_dot_product_attention  # noqa: E402

@@ -36,4 +36,88 @@ VARIANTS: list[Variant] = []
 
 # ---- scaled dot-product, multi-head (lessons 05-06) -------------------------------------------------
 
+
+def _sdpa_attend(rope: bool = False):
+    import numpy as np
+
+    from minitorch_attn import functional as F
+    from minitorch_attn import nn
+
+    def attend(q, k, v, key_padding_mask=None):
+        if rope:  # positions rotate q and k (RoPE); values are not rotated
+            q, k = nn.apply_rope(q), nn.apply_rope(k)
+        mask = None if key_padding_mask is None else ~np.asarray(key_padding_mask)[:, None, :]  # True = may attend
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, return_weights=True)
+
+    return attend
+
+
+class _ModuleAttend:
+    """attend() around an nn.MultiheadAttention (torch's mask convention: True = padding)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, q, k, v, key_padding_mask=None):
+        return self.module(q, k, v, key_padding_mask=key_padding_mask, need_weights=True)
+
+
+def _mha(num_heads: int, kdim: int, vdim: int):
+    def make(rng, dtype):
+        from minitorch_attn import nn
+
+        return _ModuleAttend(nn.MultiheadAttention(8, num_heads, kdim=kdim, vdim=vdim, rng=rng, dtype=dtype))
+
+    return make
+
+
+def _module_params(attend):
+    return list(attend.module.parameters())
+
+
+VARIANTS += [
+    Variant("sdpa", lambda rng, dtype: _sdpa_attend(), q_dim=8, k_dim=8, v_dim=6),
+    Variant("sdpa+rope", lambda rng, dtype: _sdpa_attend(rope=True), q_dim=8, k_dim=8, v_dim=6,
+            permutation_equivariant=False),  # a key's rotation depends on its position
+    Variant("mha-1-head", _mha(1, 6, 5), q_dim=8, k_dim=6, v_dim=5, params=_module_params),
+    Variant("mha-2-heads", _mha(2, 6, 5), q_dim=8, k_dim=6, v_dim=5, params=_module_params),
+]
+
 # ---- RNN-era attention: Bahdanau, Luong (lessons 03-04) ----------------------------------------------
+
+
+def _rnn_attention(kind: str, q_dim: int, k_dim: int, **options):
+    def make(rng, dtype):
+        from minitorch_attn import nn
+
+        if kind == "additive":
+            module = nn.AdditiveAttention(q_dim, k_dim, hidden_dim=7, rng=rng, dtype=dtype)
+        else:
+            module = nn.LuongAttention(q_dim, k_dim, score=kind, rng=rng, dtype=dtype, **options)
+        return _RNNAttend(module)
+
+    return make
+
+
+class _RNNAttend:
+    """attend() around AdditiveAttention / LuongAttention (key_padding_mask: True = padding)."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, q, k, v, key_padding_mask=None):
+        return self.module(q, k, v, key_padding_mask=key_padding_mask)
+
+
+VARIANTS += [
+    Variant("bahdanau-additive", _rnn_attention("additive", 8, 6), q_dim=8, k_dim=6, v_dim=5, params=_module_params),
+    Variant("luong-dot", _rnn_attention("dot", 8, 8), q_dim=8, k_dim=8, v_dim=5, params=_module_params),
+    Variant("luong-general", _rnn_attention("general", 8, 6), q_dim=8, k_dim=6, v_dim=5, params=_module_params),
+    Variant("luong-concat", _rnn_attention("concat", 8, 6, hidden_dim=7), q_dim=8, k_dim=6, v_dim=5,
+            params=_module_params),
+    # local-p weights depend on key positions; the battery checks rows sum to 1, so this variant
+    # renormalises after the Gaussian (the paper's default, renormalize=False, is tested in
+    # tests/test_bahdanau_luong.py). D = 3 keeps a non-padded key in every window of the battery's masks.
+    Variant("luong-local-p", _rnn_attention("general", 8, 6, window=3, renormalize=True), q_dim=8, k_dim=6,
+            v_dim=5, permutation_equivariant=False, params=_module_params),
+]

@@ -141,9 +141,87 @@ EXERCISES: list[Exercise] = [
         "m, l = merge_normalisers(m, l, m_b, l_b); the last block may be shorter",
     ),
     # ---- lesson 03: Bahdanau (add entries below this line) -----------------------------------------
+    Exercise(
+        "3.1", "03_bahdanau", "additive_attention: scores, masked softmax, context", 3,
+        "minitorch_attn.nn.bahdanau", "additive_attention",
+        hint="hidden = tanh(projected_query[:, :, None, :] + projected_keys[:, None, :, :]) has shape "
+        "(B, Nq, Nk, H); scores = matmul(hidden, v) (B, Nq, Nk); with a mask, masked_fill(scores, "
+        "key_padding_mask[:, None, :], -np.inf) before F.softmax(..., axis=-1), and where every key of a row "
+        "is padding set its weights to 0 with where(...) (softmax of all -inf is NaN); context = "
+        "matmul(weights, values). Use the library's Tensor ops (tanh, matmul, masked_fill, where), not NumPy, "
+        "so gradients flow",
+    ),
+    Exercise(
+        "3.2", "03_bahdanau", "bahdanau_step: attend with the previous state, then step the GRU", 2,
+        "minitorch_attn.nn.seq2seq", "bahdanau_step",
+        hint="context, weights = attend(state) -- the query is the PREVIOUS state s_{i-1}; the GRU's input "
+        "gates are gi_emb + matmul(context, w_ctx_t); then state = gru_step(gates, state, w_hh_t, b_hh); "
+        "return (new state, context, weights)",
+    ),
     # ---- lesson 04: Luong (add entries below this line) --------------------------------------------
+    Exercise(
+        "4.1", "04_luong", "luong_score: dot, general and concat scores", 3,
+        "minitorch_attn.nn.luong", "luong_score",
+        hint="dot: matmul(query, keys.transpose(-2, -1)); general: matmul(matmul(query, W), keys.transpose(-2, "
+        "-1)) (W is (q, k), so q W has the keys' width); concat: with q = query.shape[-1], pq = matmul(query, "
+        "W[:, :q].transpose(0, 1)) (B, Nq, H) and pk = matmul(keys, W[:, q:].transpose(0, 1)) (B, Nk, H), "
+        "then matmul(tanh(pq[:, :, None, :] + pk[:, None, :, :]), v); return (B, Nq, Nk) scores",
+    ),
+    Exercise(
+        "4.2", "04_luong", "local_p_weights: a Gaussian window around the predicted position", 3,
+        "minitorch_attn.nn.luong", "local_p_weights",
+        hint="s = np.arange(Nk); outside = np.abs(s - positions.data[..., None]) > D (a constant bool array, "
+        "or-ed with key_padding_mask[:, None, :] when given); align = F.softmax(masked_fill(scores, outside, "
+        "-np.inf), axis=-1), with rows that are entirely outside set to 0 via where(...); then multiply by "
+        "exp(-(s - positions[..., None])**2 / (2 sigma**2)) with sigma = D / 2, built from the Tensor "
+        "`positions` so the gradient reaches it; do not renormalise",
+    ),
     # ---- lesson 05: scaled dot-product (add entries below this line) -------------------------------
+    Exercise(
+        "5.1", "05_scaled_dot_product", "_attend: scores, mask, softmax, weighted sum", 4,
+        "minitorch_attn.sdpa", "_attend",
+        hint="scores = ops.matmul(q, k.transpose(-2, -1)) * scale; a boolean mask: "
+        "ops.where(mask, scores, -np.inf) (True = may attend); a float mask (a Tensor): scores + mask; "
+        "dead = np.all(scores.data == -np.inf, axis=-1, keepdims=True) marks rows that see no key: set "
+        "their scores to 0 before F.softmax(scores, axis=-1) and their weights to 0 after (ops.where), so "
+        "nothing is NaN; out = ops.matmul(weights, v); return out, weights",
+    ),
+    Exercise(
+        "5.2", "05_scaled_dot_product", "causal_mask: who may attend to whom", 2,
+        "minitorch_attn.sdpa", "causal_mask",
+        hint="compare a column of query indices np.arange(n_q)[:, None] with a row of key indices "
+        "np.arange(n_k)[None, :]: mask = keys <= queries + offset, a boolean (n_q, n_k) array",
+    ),
     # ---- lesson 06: multi-head and positions (add entries below this line) -------------------------
+    Exercise(
+        "6.1", "06_multihead", "split_heads: (B, N, E) -> (B, H, N, E/H)", 1,
+        "minitorch_attn.nn.multihead", "split_heads",
+        hint="reshape to (*lead, n, num_heads, e // num_heads) so each head gets a contiguous slice of the "
+        "features, then swap the N and H axes with .transpose(-3, -2); reshaping straight to (B, H, N, E/H) "
+        "has the right shape but mixes positions into heads",
+    ),
+    Exercise(
+        "6.2", "06_multihead", "merge_heads: (B, H, N, d) -> (B, N, H*d)", 1,
+        "minitorch_attn.nn.multihead", "merge_heads",
+        hint="the inverse of split_heads: first .transpose(-3, -2) to (..., N, H, d), then "
+        ".reshape(*lead, n, h * d); reshaping without the transpose keeps the shape right and the "
+        "values wrong",
+    ),
+    Exercise(
+        "6.3", "06_multihead", "sinusoidal_encoding: the Transformer's position table", 2,
+        "minitorch_attn.nn.positional", "sinusoidal_encoding",
+        hint="pos = offset + np.arange(n_positions) as a column (float64); 2i = np.arange(0, dim, 2); "
+        "angles = pos * base ** (-2i / dim); pe = zeros (n_positions, dim); pe[:, 0::2] = sin(angles); "
+        "pe[:, 1::2] = cos(angles[:, :dim // 2]) (an odd dim has one more sine than cosine)",
+    ),
+    Exercise(
+        "6.4", "06_multihead", "apply_rope: rotary position embedding (half-split pairs)", 3,
+        "minitorch_attn.nn.positional", "apply_rope",
+        hint="angles = rope_angles(n, d, base, offset) (shape (n, d/2)); cos, sin = np.cos(angles), "
+        "np.sin(angles) cast to x.dtype; x1, x2 = x[..., :d // 2], x[..., d // 2:]; "
+        "return ops.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1) (feature i pairs with i + d/2, "
+        "not with i + 1)",
+    ),
     # ---- lesson 10: flash attention on the CPU (add entries below this line) -----------------------
 ]
 

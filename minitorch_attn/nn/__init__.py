@@ -1,11 +1,30 @@
 """Layers and the `Module` machinery, in torch's spelling: `from minitorch_attn import nn`."""
 
 from .. import functional
+from .bahdanau import AdditiveAttention, additive_attention, masked_softmax
 from .layers import GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, Tanh
+from .luong import LuongAttention, local_p_weights, luong_score
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
+from .multihead import MultiheadAttention, merge_heads, split_heads
+from .positional import (
+    LearnedPositionalEmbedding,
+    RotaryEmbedding,
+    SinusoidalPositionalEncoding,
+    apply_rope,
+    sinusoidal_encoding,
+)
 from .rnn import GRU, GRUCell
+from .seq2seq import Decoder, Encoder, Seq2Seq, evaluate, train_seq2seq
 
 __all__ = [
     "GELU", "GRU", "Dropout", "Embedding", "GRUCell", "Identity", "IncompatibleKeys", "LayerNorm", "Linear",
     "Module", "ModuleList", "Parameter", "ReLU", "Sequential", "Tanh", "functional",
+]
+__all__ += [
+    "LearnedPositionalEmbedding", "MultiheadAttention", "RotaryEmbedding", "SinusoidalPositionalEncoding",
+    "apply_rope", "merge_heads", "sinusoidal_encoding", "split_heads",
+]
+__all__ += [
+    "AdditiveAttention", "Decoder", "Encoder", "LuongAttention", "Seq2Seq", "additive_attention", "evaluate",
+    "local_p_weights", "luong_score", "masked_softmax", "train_seq2seq",
 ]

@@ -1,0 +1,194 @@
+"""Scaled dot-product attention (Vaswani et al. 2017) with torch's semantics, built from autograd ops.
+
+    out = softmax(q kᵀ · scale + mask) v          scale = 1/√d by default
+
+    F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+                                   backend="auto", rng=None, return_weights=False)
+
+Shapes: q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv) -> out (..., Nq, dv); the batch axes `...` of
+q, k and v broadcast against each other (e.g. one k, v shared by every head).
+
+Masks, exactly as in `torch.nn.functional.scaled_dot_product_attention`:
+
+- a **boolean** `attn_mask` says where attention is *allowed*: True = "this query may attend to this key"
+  (careful: `nn.MultiheadAttention`'s boolean masks mean the opposite, True = "masked out");
+- a **float** `attn_mask` is *added* to the scaled scores (0 keeps a key, -inf removes it, anything in
+  between is a bias such as ALiBi's); it may be a Tensor that requires grad;
+- the mask broadcasts to the scores' shape (..., Nq, Nk) and may not enlarge it;
+- `is_causal=True` lets query i see keys j <= i: the lower triangle aligned to the **top-left** corner,
+  also when Nq != Nk (torch's convention; see `causal_mask` for the bottom-right variant a KV cache needs).
+  Combining `is_causal` with `attn_mask` raises, as in torch: fold the causal mask into `attn_mask` yourself.
+
+Fully masked rows. A query row that may attend to no key at all (every entry of its mask False, or -inf)
+has no softmax: 0/0. **We define its output to be 0, its attention weights to be 0, and its gradient
+to be 0** (it passes nothing back to q, k, v or the mask). We measured torch 2.13 on the CPU: its
+`scaled_dot_product_attention` returns exactly this (output 0, gradients 0), so we match it; it is also
+what the flash kernels of lesson 10 produce naturally (their running normaliser stays 0, the output
+accumulator stays 0). `torch.nn.MultiheadAttention` with `need_weights=True` computes the softmax itself
+and returns NaN for such rows instead; our `nn.MultiheadAttention` keeps the 0 convention everywhere.
+
+Backends: "naive" composes autograd ops (matmul, where, softmax) and is what this module teaches;
+"auto" means "naive" for now. The flash kernels (`mta.kernels.flash_attention`) are not wired in here yet.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import functional as F
+from .autograd import ops
+from .autograd.tensor import Tensor, as_tensors
+
+__all__ = ["BACKENDS", "causal_mask", "scaled_dot_product_attention"]
+
+BACKENDS = ("auto", "naive", "tiled", "numba", "cupy")
+
+
+def causal_mask(n_q: int, n_k: int, offset: int = 0) -> np.ndarray:
+    """Boolean (n_q, n_k) mask, True where query i may attend to key j, that is where j <= i + offset
+    (Exercise 5.2).
+
+    offset = 0 is torch's `is_causal` (top-left aligned: query 0 sees key 0 only, even when n_q != n_k);
+    offset = n_k - n_q aligns the diagonal to the bottom-right corner, which is what generation with a KV
+    cache needs: the n_q new queries are the *last* n_q positions of the n_k keys.
+
+        causal_mask(2, 4)            causal_mask(2, 4, offset=2)
+        [[T, F, F, F],               [[T, T, T, F],
+         [T, T, F, F]]                [T, T, T, T]]
+    """
+    if n_q < 0 or n_k < 0:
+        raise ValueError(f"causal_mask needs non-negative sizes; got n_q={n_q}, n_k={n_k}")
+    ### BEGIN SOLUTION
+    rows = np.arange(n_q)[:, None]
+    cols = np.arange(n_k)[None, :]
+    mask = cols <= rows + offset
+    ### END SOLUTION
+    return mask
+
+
+def _attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
+    """The heart of attention, on checked inputs (Exercise 5.1). Returns (out, weights).
+
+    q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv) are Tensors of one dtype; `mask` is None, a boolean
+    array (True = may attend) or a float Tensor to add, broadcastable to the scores (..., Nq, Nk).
+
+    1. scores = (q @ kᵀ) * scale                      (transpose only the last two axes of k)
+    2. a boolean mask puts -inf where it is False; a float mask is added
+    3. weights = softmax(scores) along the keys
+    4. out = weights @ v
+    A row that may attend to nothing (all its scores -inf) gets weights 0 and output 0 without NaN, in the
+    forward and in the backward: replace its scores by 0 before the softmax, and its weights by 0 after.
+    """
+    ### BEGIN SOLUTION
+    scores = ops.matmul(q, k.transpose(-2, -1)) * scale
+    if mask is not None:
+        if isinstance(mask, Tensor):
+            scores = scores + mask
+        else:
+            scores = ops.where(mask, scores, -np.inf)
+    dead = np.all(scores.data == -np.inf, axis=-1, keepdims=True)  # rows with no key to attend to
+    if dead.any():
+        scores = ops.where(dead, 0.0, scores)
+    weights = F.softmax(scores, axis=-1)
+    if dead.any():
+        weights = ops.where(dead, 0.0, weights)
+    out = ops.matmul(weights, v)
+    ### END SOLUTION
+    return out, weights
+
+
+def _shape(x) -> str:
+    return "(" + ", ".join(str(s) for s in x.shape) + ")"
+
+
+def _check(q: Tensor, k: Tensor, v: Tensor):
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if t.ndim < 2:
+            raise ValueError(f"scaled_dot_product_attention: {name} needs shape (..., N, features); got {_shape(t)}")
+        if t.dtype.kind != "f":
+            raise TypeError(f"scaled_dot_product_attention: {name} must be floating; got dtype {t.dtype}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"scaled_dot_product_attention: q {_shape(q)} and k {_shape(k)} must share their last "
+                         f"axis (the feature size d); got {q.shape[-1]} and {k.shape[-1]}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: k {_shape(k)} and v {_shape(v)} must have the same "
+                         f"number of keys Nk (axis -2); got {k.shape[-2]} and {v.shape[-2]}")
+    try:
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except ValueError:
+        raise ValueError(f"scaled_dot_product_attention: the batch axes of q {_shape(q)}, k {_shape(k)} and "
+                         f"v {_shape(v)} cannot be broadcast together") from None
+    return tuple(batch) + (q.shape[-2], k.shape[-2])
+
+
+def _prepare_mask(attn_mask, scores_shape, dtype):
+    """The mask as a boolean ndarray or a float Tensor of `dtype`; errors name the shapes."""
+    if attn_mask is None:
+        return None
+    if isinstance(attn_mask, Tensor):
+        data = attn_mask.data
+    else:
+        data = np.asarray(attn_mask)
+    if data.dtype != bool and data.dtype.kind != "f":
+        raise TypeError(f"scaled_dot_product_attention: attn_mask must be boolean (True = may attend) or "
+                        f"floating (added to the scores); got dtype {data.dtype} of shape {_shape(data)}. "
+                        "Convert 0/1 integers with mask.astype(bool).")
+    try:
+        fits = np.broadcast_shapes(data.shape, scores_shape) == tuple(scores_shape)
+    except ValueError:
+        fits = False
+    if not fits:
+        raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {_shape(data)} does not broadcast "
+                         f"to the scores' shape {tuple(scores_shape)} (batch..., Nq, Nk)")
+    if data.dtype == bool:
+        return data
+    if isinstance(attn_mask, Tensor):
+        if attn_mask.dtype != dtype:
+            raise TypeError(f"scaled_dot_product_attention: a float attn_mask must have the dtype of q "
+                            f"({dtype}); got {attn_mask.dtype}")
+        return attn_mask
+    return Tensor(data.astype(dtype, copy=False))
+
+
+def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None, backend: str = "auto",
+                                 rng: np.random.Generator | None = None, return_weights: bool = False):
+    """softmax(q kᵀ · scale + mask) v, with torch's shapes and mask conventions (see the module docstring).
+
+    dropout_p > 0 drops attention weights (always, as torch's function does: pass 0.0 at evaluation),
+    drawing from `rng` or the library generator. With `return_weights=True` returns (out, weights), the
+    weights of shape (..., Nq, Nk) after dropout (the ones that multiplied v); fully masked rows have
+    weights 0 and output 0.
+    """
+    if backend not in BACKENDS:
+        raise ValueError(f"scaled_dot_product_attention: unknown backend {backend!r}; "
+                         f"choose one of {', '.join(map(repr, BACKENDS))}")
+    if backend not in ("auto", "naive"):
+        raise NotImplementedError(
+            f"scaled_dot_product_attention: backend {backend!r} is not wired in yet; use backend='naive' "
+            "(or call mta.kernels.flash_attention directly on (B, H, N, d) arrays)")
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1]; got {dropout_p}")
+    # arrays keep their dtype (float64 stays float64); Tensors of different float dtypes raise
+    q, k, v = (x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for x in (q, k, v))
+    q, k, v = as_tensors("scaled_dot_product_attention", (q, k, v))
+    scores_shape = _check(q, k, v)
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: an explicit attn_mask cannot be combined with "
+                         "is_causal=True (torch raises too); fold the causal mask into attn_mask, e.g. "
+                         "attn_mask & causal_mask(Nq, Nk) for a boolean mask")
+    mask = _prepare_mask(attn_mask, scores_shape, q.dtype)
+    if is_causal:
+        mask = causal_mask(q.shape[-2], k.shape[-2])
+    if scale is None:
+        scale = 1.0 / math.sqrt(q.shape[-1]) if q.shape[-1] > 0 else 1.0
+    if k.shape[-2] == 0:  # no keys at all: every row is fully masked
+        out = Tensor(np.zeros(scores_shape[:-1] + (v.shape[-1],), dtype=q.dtype))
+        return (out, Tensor(np.zeros(scores_shape, dtype=q.dtype))) if return_weights else out
+    out, weights = _attend(q, k, v, mask, scale)
+    if dropout_p > 0.0:
+        weights = F.dropout(weights, dropout_p, training=True, rng=rng)
+        out = ops.matmul(weights, v)
+    return (out, weights) if return_weights else out
