@@ -121,3 +121,7 @@ VARIANTS += [
     Variant("luong-local-p", _rnn_attention("general", 8, 6, window=3, renormalize=True), q_dim=8, k_dim=6,
             v_dim=5, permutation_equivariant=False, params=_module_params),
 ]
+
+# ---- Hopfield networks as attention (lessons 07-08) -------------------------------------------------
+
+# ---- transformer blocks (lesson 09) ------------------------------------------------------------------

@@ -43,6 +43,10 @@ LESSONS: dict[str, str] = {
     "04_luong": "Luong attention: dot, general, concat, local-p",
     "05_scaled_dot_product": "Scaled dot-product attention, why 1/sqrt(d), masks",
     "06_multihead": "Multi-head attention and positional encodings",
+    "07_hopfield": "Modern Hopfield networks: update rule, energy, retrieval, capacity",
+    "08_hopfield_layers": "Hopfield layers: Hopfield, HopfieldPooling, HopfieldLayer",
+    "09_transformer": "The transformer, and a character-level language model on a CPU",
+    "10_flash_cpu": "Flash attention on the CPU: tiled online softmax in NumPy and Numba",
 }
 
 
@@ -222,6 +226,9 @@ EXERCISES: list[Exercise] = [
         "return ops.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1) (feature i pairs with i + d/2, "
         "not with i + 1)",
     ),
+    # ---- lesson 07: modern Hopfield networks (add entries below this line) -------------------------
+    # ---- lesson 08: Hopfield layers (add entries below this line) ----------------------------------
+    # ---- lesson 09: the transformer (add entries below this line) ----------------------------------
     # ---- lesson 10: flash attention on the CPU (add entries below this line) -----------------------
 ]
 
