@@ -25,10 +25,16 @@ def heatmap(matrix, xlabels=None, ylabels=None, title: str = "", ax=None, cmap: 
         raise ValueError(f"heatmap needs a 2-D matrix; got shape {m.shape}")
     ax = _axes(ax)
     im = ax.imshow(m, cmap=cmap, aspect="auto")
+    from matplotlib.ticker import MaxNLocator
+
     if xlabels is not None:
         ax.set_xticks(range(len(xlabels)), [str(s) for s in xlabels])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if ylabels is not None:
         ax.set_yticks(range(len(ylabels)), [str(s) for s in ylabels])
+    else:
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if annotate:
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="w" if v < m.max() / 2 else "k")
