@@ -27,8 +27,16 @@ what the flash kernels of lesson 10 produce naturally (their running normaliser 
 accumulator stays 0). `torch.nn.MultiheadAttention` with `need_weights=True` computes the softmax itself
 and returns NaN for such rows instead; our `nn.MultiheadAttention` keeps the 0 convention everywhere.
 
-Backends: "naive" composes autograd ops (matmul, where, softmax) and is what this module teaches;
-"auto" means "naive" for now. The flash kernels (`mta.kernels.flash_attention`) are not wired in here yet.
+Backends:
+- "naive" composes autograd ops (matmul, where, softmax) and is what lessons 05-06 teach; it
+  materialises the (Nq, Nk) weights and supports every option;
+- "tiled" and "numba" run the flash kernels of lesson 10 (`mta.kernels.flash_attention`) as one autograd
+  `Function` whose backward is the kernel backward: memory O(N·d), never the (Nq, Nk) matrix. They support
+  `is_causal`, no mask, or a boolean key-padding mask of shape (B, 1, 1, Nk) (True = may attend); not float
+  masks, general boolean masks, dropout or `return_weights` (asking for those raises);
+- "auto" takes "numba" when it can (Numba installed, the options above, and enough work to pay for the
+  kernel launch: Nq · Nk ≥ AUTO_MIN_SCORES per head, measured in benchmarks/attention_cpu.py) and "naive"
+  otherwise. Results agree to float round-off (tests/test_sdpa_backends.py).
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import numpy as np
 
 from . import functional as F
 from .autograd import ops
+from .autograd.function import Function
 from .autograd.tensor import Tensor, as_tensors
 
 __all__ = ["BACKENDS", "causal_mask", "scaled_dot_product_attention"]
@@ -165,10 +174,8 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
     if backend not in BACKENDS:
         raise ValueError(f"scaled_dot_product_attention: unknown backend {backend!r}; "
                          f"choose one of {', '.join(map(repr, BACKENDS))}")
-    if backend not in ("auto", "naive"):
-        raise NotImplementedError(
-            f"scaled_dot_product_attention: backend {backend!r} is not wired in yet; use backend='naive' "
-            "(or call mta.kernels.flash_attention directly on (B, H, N, d) arrays)")
+    if backend == "cupy":
+        raise NotImplementedError("scaled_dot_product_attention: the 'cupy' backend is not wired in yet (lesson 11)")
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1]; got {dropout_p}")
     # arrays keep their dtype (float64 stays float64); Tensors of different float dtypes raise
@@ -187,8 +194,95 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
     if k.shape[-2] == 0:  # no keys at all: every row is fully masked
         out = Tensor(np.zeros(scores_shape[:-1] + (v.shape[-1],), dtype=q.dtype))
         return (out, Tensor(np.zeros(scores_shape, dtype=q.dtype))) if return_weights else out
+    if backend != "naive":
+        padding = _flash_padding(attn_mask, scores_shape, len(scores_shape))
+        problem = _flash_unsupported(q, k, v, attn_mask, padding, dropout_p, return_weights)
+        if backend == "auto":
+            backend = "numba" if problem is None and _numba_pays(scores_shape) else "naive"
+        elif problem is not None:
+            raise ValueError(f"scaled_dot_product_attention: backend {backend!r} cannot do this call: {problem}; "
+                             "use backend='naive' (or 'auto', which falls back to it)")
+    if backend != "naive":
+        return _flash(q, k, v, is_causal, scale, padding, backend)
     out, weights = _attend(q, k, v, mask, scale)
     if dropout_p > 0.0:
         weights = F.dropout(weights, dropout_p, training=True, rng=rng)
         out = ops.matmul(weights, v)
     return (out, weights) if return_weights else out
+
+
+# ---- the flash backends ---------------------------------------------------------------------------------
+AUTO_MIN_SCORES = 64 * 64  # "auto" uses Numba from this many scores per head up (benchmarks/sdpa_auto_threshold.py)
+
+
+class FlashAttention(Function):
+    """Attention through a flash kernel: forward keeps only (o, lse); backward recomputes the weights
+    tile by tile in the kernel backward (`D = rowsum(dO ∘ O)`, `dS = P ∘ (dP − D)`)."""
+
+    @staticmethod
+    def forward(ctx, q, k, v, causal=False, scale=None, key_padding_mask=None, backend="numba"):
+        from . import kernels
+
+        o, lse = kernels.flash_attention(q, k, v, causal=causal, scale=scale,
+                                         key_padding_mask=key_padding_mask, backend=backend)
+        ctx.save(q, k, v, o, lse, causal, scale, key_padding_mask, backend)
+        return o
+
+    @staticmethod
+    def backward(ctx, grad):
+        from . import kernels
+
+        q, k, v, o, lse, causal, scale, key_padding_mask, backend = ctx.saved
+        return kernels.flash_attention_backward(q, k, v, o, lse, np.ascontiguousarray(grad), causal=causal,
+                                                scale=scale, key_padding_mask=key_padding_mask, backend=backend)
+
+
+def _flash_padding(attn_mask, scores_shape, ndim):
+    """A boolean attn_mask that only says which keys exist, as the kernels' key_padding_mask (B, Nk) with
+    True = padding; None when there is no mask or it is not of that form (4-D scores, mask (B, 1, 1, Nk))."""
+    if attn_mask is None or isinstance(attn_mask, Tensor):
+        return None
+    m = np.asarray(attn_mask)
+    if m.dtype != bool or ndim != 4 or m.ndim != 4 or m.shape[1:3] != (1, 1):
+        return None
+    return ~np.broadcast_to(m, (scores_shape[0], 1, 1, scores_shape[-1]))[:, 0, 0, :]
+
+
+def _flash_unsupported(q, k, v, attn_mask, padding, dropout_p, return_weights):
+    """Why the flash kernels cannot run this call (a phrase), or None when they can."""
+    if dropout_p > 0:
+        return "dropout_p > 0 (the kernels have no dropout)"
+    if return_weights:
+        return "return_weights=True (the kernels never form the weights)"
+    if attn_mask is not None and padding is None:
+        return (f"an attn_mask of shape {_shape(np.asarray(getattr(attn_mask, 'data', attn_mask)))} (only is_causal "
+                "or a boolean key-padding mask of shape (B, 1, 1, Nk) are supported)")
+    if q.dtype not in (np.float32, np.float64):
+        return f"dtype {q.dtype}"
+    return None
+
+
+def _numba_pays(scores_shape) -> bool:
+    if scores_shape[-2] * scores_shape[-1] < AUTO_MIN_SCORES:
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _flash(q: Tensor, k: Tensor, v: Tensor, causal, scale, key_padding_mask, backend) -> Tensor:
+    """Run FlashAttention on (..., N, d) tensors: broadcast the batch axes, view them as (B, H)."""
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q, k, v = (x if x.shape[:-2] == batch else _broadcast(x, batch) for x in (q, k, v))
+    B, H = (batch[0], int(np.prod(batch[1:]))) if len(batch) >= 2 else (1, int(np.prod(batch)))
+    shaped = [x.reshape(B, H, x.shape[-2], x.shape[-1]) for x in (q, k, v)]
+    out = FlashAttention.apply(*shaped, causal=bool(causal), scale=scale, key_padding_mask=key_padding_mask,
+                               backend=backend)
+    return out.reshape(batch + (q.shape[-2], v.shape[-1]))
+
+
+def _broadcast(x: Tensor, batch) -> Tensor:
+    """x expanded to the batch shape `batch` (an autograd op: its gradient sums over the copies)."""
+    return x + np.zeros(batch + (1, 1), dtype=x.dtype)

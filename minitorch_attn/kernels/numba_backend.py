@@ -1,0 +1,247 @@
+"""FlashAttention-2 on the CPU with Numba: the algorithm of `tiled.py`, compiled and run on every core.
+
+Same names as the NumPy version: query tiles of `Br` rows, key/value tiles of `Bc`, running `m`, `l`, `acc`,
+`lse = m + log l`, and `D = rowsum(dO ∘ O)` in the backward. What changes is how the work is laid out
+(each choice measured in benchmarks/NOTES_attention_cpu.md):
+
+- Forward: one work item per (head, query tile), split over the threads with `prange`. An item owns its
+  buffers (allocated once per item, never inside the loops over tiles) and writes only its own rows of o and
+  lse, so items share nothing. With `causal`, query tile t needs t + 1 key tiles; the items are ordered
+  cheapest, dearest, next cheapest, ... so that prange's equal contiguous chunks carry equal work.
+  The tile is held transposed, keys × queries (`S_t`: (Bc, Br), `acc_t`: (dv, Br)): every online-softmax
+  step is then elementwise along rows of Br queries (the running max is a max of rows: no horizontal
+  reduction) and both matmuls run their innermost loop over the Br queries (Br = 256: long vector loops).
+- Backward: one work item per (head, share of its key tiles). An item owns dK and dV of its key tiles and
+  walks all the query tiles, adding dS k into dQ. Two items of one head would race on dQ, so each share
+  has its own dQ buffer (`dq_parts`), summed at the end. A head is split into shares only when B·H is not
+  a multiple of the thread count (else a share is a whole head and dq_parts is dq itself).
+  dKᵀ and dVᵀ of the key tile are accumulated as (d, Bc) so their matmuls also run along Bc keys.
+- The matmuls are `tile_matmul`'s register-blocked loops: no BLAS call inside the parallel region, hence no
+  BLAS threads competing with Numba's threads (the wrappers call no BLAS either: nothing to switch off).
+- Scores are (q · scale) kᵀ: q is scaled once per tile rather than every score.
+- exp: `fastexp` (vectorised polynomial for float32, exact `math.exp` for float64).
+- Masks: entries above the causal diagonal and padded keys get S = -inf (forward) or P = 0 (backward).
+- Threads: Numba's workqueue threading layer unless the user picked one (see the note at THREADING_LAYER).
+
+Peak extra memory: a few arrays of the size of q (q · scale, Kᵀ, Vᵀ, dq_parts in the backward), i.e.
+O(B·H·N·d), plus a few (Br × Bc) tiles per work item. Nothing of size N × N.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .common import check_backward_inputs, check_inputs
+from .fastexp import FASTMATH, exp_shift_rowsum, exp_sub_accumulate
+from .tile_matmul import matmul_tile, matmul_tile_at
+
+# Numba's threading layer: the process-wide pool that runs `prange`. By default Numba picks OpenMP when it can;
+# on the 2-core machine its workqueue layer ran these kernels 15–20 % faster (forward 130 ms against 160 ms
+# at N = 4096, see the notes), so it is chosen here unless the user chose a layer (NUMBA_THREADING_LAYER).
+# Its limit: two Python threads must not launch Numba-parallel code at the same time.
+if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
+    numba.config.THREADING_LAYER = "workqueue"
+
+FWD_TILES = (256, 64)  # (Br, Bc) of the forward, picked by timing on the 2-core machine (see the notes)
+BWD_TILES = (64, 256)  # (Br, Bc) of the backward
+
+
+@njit(parallel=True, cache=True)
+def _forward_kernel(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, lse):
+    """q: (BH, Nq, d), k: (BH, Nk, d), v: (BH, Nk, dv), key_pad: (B, Nk) bool (True = padding).
+    Writes o: (BH, Nq, dv) and lse: (BH, Nq). One work item per (head, query tile)."""
+    n_qt = (q.shape[1] + Br - 1) // Br
+    for w in prange(q.shape[0] * n_qt):
+        bh, t = w // n_qt, w % n_qt
+        it = t // 2 if t % 2 == 0 else n_qt - 1 - t // 2  # 0, last, 1, last-1, ...: balanced causal chunks
+        _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, lse, bh, it * Br)
+
+
+@njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, lse, bh, i0):
+    """One work item of the forward: query rows i0 .. i0+Br-1 of head bh, against all its keys."""
+    Nq, d = q.shape[1], q.shape[2]
+    Nk, dv = v.shape[1], v.shape[2]
+    dt = q.dtype.type
+    br = min(Br, Nq - i0)
+    q_t = np.empty((d, Br), q.dtype)  # (q_tile · scale)ᵀ
+    S_t = np.empty((Bc, Br), q.dtype)
+    acc_t = np.zeros((dv, Br), q.dtype)
+    m = np.full(Br, -np.inf, q.dtype)
+    m_new = np.empty(Br, q.dtype)
+    m_safe = np.empty(Br, q.dtype)  # m, or 0 while a query has seen no key (never -inf - -inf)
+    l = np.zeros(Br, q.dtype)
+    pad = key_pad[bh // heads]
+    for i in range(br):
+        for c in range(d):
+            q_t[c, i] = q[bh, i0 + i, c] * scale
+    j_end = min(Nk, i0 + br) if causal else Nk  # causal: keys >= i0 + br are seen by no query here
+    for j0 in range(0, j_end, Bc):
+        bc = min(Bc, j_end - j0)
+        matmul_tile(S_t, k[bh, j0:j0 + bc], q_t, 0, bc, br, d, False)  # S_t = k_tile (q_tile · scale)ᵀ
+        for j in range(bc):  # masks: query i sees key j0 + j iff j0 + j <= i0 + i (causal), not padding
+            first = min(br, max(0, j0 + j - i0)) if causal else 0
+            if has_mask and pad[j0 + j]:
+                first = br
+            for i in range(first):
+                S_t[j, i] = -np.inf
+        for i in range(br):
+            m_new[i] = m[i]
+        for j in range(bc):
+            for i in range(br):
+                m_new[i] = max(m_new[i], S_t[j, i])  # m_new = max(m, rowmax S)
+        for i in range(br):
+            if m_new[i] != m[i]:  # rescale what was accumulated under the old max (to 0 if m = -inf)
+                alpha = dt(math.exp(m[i] - m_new[i]))
+                l[i] *= alpha
+                for c in range(dv):
+                    acc_t[c, i] *= alpha
+                m[i] = m_new[i]
+            m_safe[i] = m[i] if m[i] != -np.inf else dt(0.0)
+        for j in range(bc):
+            exp_sub_accumulate(S_t[j], br, m_safe, l)  # P = exp(S - m_new);  l += rowsum P
+        matmul_tile_at(acc_t, v[bh, j0:j0 + bc], S_t, dv, br, bc, True)  # acc += P v_tile
+    for i in range(br):
+        if l[i] > 0:
+            inv = dt(1.0) / l[i]
+            for c in range(dv):
+                o[bh, i0 + i, c] = acc_t[c, i] * inv  # o = acc / l
+            lse[bh, i0 + i] = m[i] + math.log(l[i])  # lse = m + log l
+        else:  # fully masked row
+            for c in range(dv):
+                o[bh, i0 + i, c] = 0
+            lse[bh, i0 + i] = -np.inf
+
+
+@njit(parallel=True, cache=True)
+def _backward_kernel(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc,
+                     dq_parts, dk, dv):
+    """qs = q · scale: (BH, Nq, d); k: (BH, Nk, d), kt = kᵀ: (BH, d, Nk); v, vt likewise; do: (BH, Nq, dv);
+    lse, D: (BH, Nq). Adds dS k (not yet scaled) into dq_parts[share]; writes dk (scaled) and dv.
+    One work item per (head, share of its key tiles)."""
+    shares = dq_parts.shape[0]
+    for w in prange(qs.shape[0] * shares):
+        _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc,
+                        dq_parts, dk, dv, w // shares, w % shares)
+
+
+@njit(cache=True, fastmath=FASTMATH, boundscheck=False)
+def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc,
+                    dq_parts, dk, dv, bh, share):
+    """One work item of the backward: key tiles share, share + shares, ... of head bh."""
+    Nq, d = qs.shape[1], qs.shape[2]
+    Nk, dvd = v.shape[1], v.shape[2]
+    shares = dq_parts.shape[0]
+    n_kt = (Nk + Bc - 1) // Bc
+    S = np.empty((Br, Bc), qs.dtype)  # S, then P in place
+    dP = np.empty((Br, Bc), qs.dtype)  # dP, then dS in place
+    dk_t = np.empty((d, Bc), qs.dtype)  # dKᵀ, dVᵀ of the key tile
+    dv_t = np.empty((dvd, Bc), qs.dtype)
+    pad = key_pad[bh // heads]
+    dq = dq_parts[share, bh]
+    for jt in range(share, n_kt, shares):  # interleaved: each share gets early and late key tiles
+        j0 = jt * Bc
+        bc = min(Bc, Nk - j0)
+        dk_t[:] = 0
+        dv_t[:] = 0
+        first = (j0 // Br) * Br if causal else 0  # causal: earlier query tiles see none of these keys
+        for i0 in range(first, Nq, Br):
+            br = min(Br, Nq - i0)
+            matmul_tile(S, qs[bh, i0:i0 + br], kt[bh], j0, br, bc, d, False)  # S = (q · scale) kᵀ
+            for r in range(br):
+                s = S[r]
+                lim = min(bc, max(0, i0 + r + 1 - j0)) if causal else bc  # keys past the diagonal: P = 0
+                if lse[bh, i0 + r] == -np.inf:
+                    lim = 0  # fully masked row: P = 0
+                exp_shift_rowsum(s, lim, lse[bh, i0 + r])  # P = exp(S - lse)
+                for c in range(lim, bc):
+                    s[c] = 0
+                if has_mask:
+                    for c in range(lim):
+                        if pad[j0 + c]:
+                            s[c] = 0
+            matmul_tile(dP, do[bh, i0:i0 + br], vt[bh], j0, br, bc, dvd, False)  # dP = dO vᵀ
+            matmul_tile_at(dv_t, do[bh, i0:i0 + br], S, dvd, bc, br, True)  # dV += Pᵀ dO
+            for r in range(br):
+                Dr = D[bh, i0 + r]
+                for c in range(bc):
+                    dP[r, c] = S[r, c] * (dP[r, c] - Dr)  # dS = P ∘ (dP - D)
+            matmul_tile_at(dk_t, qs[bh, i0:i0 + br], dP, d, bc, br, True)  # dK += dSᵀ (q · scale)
+            matmul_tile(dq[i0:i0 + br], dP, k[bh, j0:j0 + bc], 0, br, d, bc, True)  # dQ += dS k
+        for r in range(bc):
+            for c in range(d):
+                dk[bh, j0 + r, c] = dk_t[c, r]
+            for c in range(dvd):
+                dv[bh, j0 + r, c] = dv_t[c, r]
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH, boundscheck=False)
+def _rowsum_product(a, b, out):
+    """out[bh, i] = sum_c a[bh, i, c] · b[bh, i, c]  (D = rowsum(dO ∘ O) without an (N, d) temporary)."""
+    BH, N, n = a.shape
+    for w in prange(BH * N):
+        bh, i = w // N, w % N
+        total = a.dtype.type(0.0)
+        for c in range(n):
+            total += a[bh, i, c] * b[bh, i, c]
+        out[bh, i] = total
+
+
+def _heads(a):
+    """(B, H, N, x) -> C-contiguous (B·H, N, x) (a view when `a` is already contiguous)."""
+    return np.ascontiguousarray(a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]))
+
+
+def _transposed(a):
+    """(BH, N, x) -> C-contiguous (BH, x, N)."""
+    return np.ascontiguousarray(np.swapaxes(a, 1, 2))
+
+
+def _key_pad(key_padding_mask, B):
+    if key_padding_mask is None:
+        return np.zeros((B, 1), np.bool_), False
+    return np.ascontiguousarray(key_padding_mask), True
+
+
+def flash_forward_numba(q, k, v, causal=False, scale=None, key_padding_mask=None, Br=None, Bc=None):
+    """FlashAttention-2 forward, compiled by Numba, parallel over (head, query tile). Returns (o, lse)."""
+    q, k, v, scale, key_padding_mask = check_inputs(q, k, v, scale, key_padding_mask)
+    B, H, Nq, _ = q.shape
+    dv = v.shape[3]
+    Br, Bc = Br or FWD_TILES[0], Bc or FWD_TILES[1]
+    key_pad, has_mask = _key_pad(key_padding_mask, B)
+    o = np.empty((B * H, Nq, dv), q.dtype)
+    lse = np.empty((B * H, Nq), q.dtype)
+    _forward_kernel(_heads(q), _heads(k), _heads(v), key_pad, has_mask, H, bool(causal), q.dtype.type(scale),
+                    int(Br), int(Bc), o, lse)
+    return o.reshape(B, H, Nq, dv), lse.reshape(B, H, Nq)
+
+
+def flash_backward_numba(q, k, v, o, lse, do, causal=False, scale=None, key_padding_mask=None, Br=None,
+                         Bc=None):
+    """FlashAttention-2 backward, compiled by Numba, parallel over (head, share of the key tiles).
+
+    Returns (dq, dk, dv)."""
+    q, k, v, o, lse, do, scale, key_padding_mask = check_backward_inputs(
+        q, k, v, o, lse, do, scale, key_padding_mask)
+    B, H, Nq, d = q.shape
+    Br, Bc = Br or BWD_TILES[0], Bc or BWD_TILES[1]
+    scale = q.dtype.type(scale)
+    key_pad, has_mask = _key_pad(key_padding_mask, B)
+    kh, vh, doh = _heads(k), _heads(v), _heads(do)
+    D = np.empty((B * H, Nq), q.dtype)
+    _rowsum_product(doh, _heads(o), D)
+    threads = numba.get_num_threads()
+    shares = 1 if (B * H) % threads == 0 else threads
+    dq_parts = np.zeros((shares, B * H, Nq, d), q.dtype)
+    dk, dv = np.empty_like(kh), np.empty_like(vh)
+    _backward_kernel(_heads(q) * scale, kh, _transposed(kh), vh, _transposed(vh), doh, _heads(lse), D,
+                     key_pad, has_mask, H, bool(causal), int(Br), int(Bc), dq_parts, dk, dv)
+    dq = dq_parts[0] if shares == 1 else dq_parts.sum(axis=0)
+    dq *= scale
+    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
