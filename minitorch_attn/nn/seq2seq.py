@@ -30,8 +30,6 @@ Padding: the encoder GRU reads padded positions too (there is no sequence packin
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
 from .. import functional as F
@@ -310,38 +308,20 @@ def train_seq2seq(model: Seq2Seq, task, steps: int = 400, batch_size: int = 32, 
     with length=10), one batch per step, clipping the gradient norm to `clip`; with `schedule`, the learning
     rate warms up over the first 5% of the steps and then decays to lr / 20 along a cosine (the last steps
     settle the weights, so the result depends less on the last few batches). A tqdm bar shows the loss
-    and the teacher-forced token accuracy (both smoothed). Returns {"loss": [...], "accuracy": [...],
-    "seconds": wall time}."""
-    from tqdm import tqdm
+    and the teacher-forced token accuracy (both smoothed); the loop is `minitorch_attn.train.train_loop`.
+    Returns {"loss": [...], "accuracy": [...], "seconds": wall time}."""
+    from ..train import train_loop
 
     if steps < 1:
         raise ValueError(f"train_seq2seq: steps must be positive; got {steps}")
-    rng = np.random.default_rng(seed)
-    params = list(model.parameters())
-    opt = optim.Adam(params, lr=lr)
-    scheduler = optim.WarmupCosine(opt, max(1, steps // 20), steps, min_lr=lr / 20) if schedule else None
-    history = {"loss": [], "accuracy": []}
-    smooth_loss = smooth_acc = None
-    start = time.perf_counter()
-    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=0.5, ncols=90)
-    model.train()
-    for _ in bar:
-        batch = task(batch_size, seed=rng, **task_kwargs)
+
+    def step_loss(model, batch):
         loss, logits = model.loss(batch)
-        opt.zero_grad()
-        loss.backward()
-        if clip:
-            optim.clip_grad_norm_(params, clip)
-        opt.step()
-        if scheduler is not None:
-            scheduler.step()
         keep = batch.tgt_out != PAD
-        acc = float((logits.data.argmax(-1) == batch.tgt_out)[keep].mean())
-        history["loss"].append(loss.item())
-        history["accuracy"].append(acc)
-        smooth_loss = loss.item() if smooth_loss is None else 0.9 * smooth_loss + 0.1 * loss.item()
-        smooth_acc = acc if smooth_acc is None else 0.9 * smooth_acc + 0.1 * acc
-        bar.set_postfix(loss=f"{smooth_loss:.3f}", acc=f"{smooth_acc:.3f}", refresh=False)
-    model.eval()
-    history["seconds"] = time.perf_counter() - start
-    return history
+        return loss, {"accuracy": float((logits.data.argmax(-1) == batch.tgt_out)[keep].mean())}
+
+    opt = optim.Adam(list(model.parameters()), lr=lr)
+    history = train_loop(model, lambda rng: task(batch_size, seed=rng, **task_kwargs), step_loss, opt, steps,
+                         warmup_steps=max(1, steps // 20), min_lr=lr / 20 if schedule else None,
+                         clip=clip, seed=seed, progress=progress, desc=desc)
+    return {"loss": history["loss"], "accuracy": history["accuracy"], "seconds": history["seconds"]}

@@ -1,0 +1,310 @@
+"""A decoder-only language model in the style of GPT-2, after Karpathy's nanoGPT (same names, same init).
+
+    config = GPTConfig(vocab_size=65, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0, bias=False)
+    model = GPT(config, rng=np.random.default_rng(0))
+    logits, loss = model(idx, targets)                  # idx, targets (B, T) int; logits (B, T, vocab)
+    out = model.generate(idx, max_new_tokens=100, temperature=0.8, top_k=10, rng=np.random.default_rng(0))
+
+Architecture (names as nanoGPT's, so its checkpoints' keys match): token embedding `transformer.wte` plus a
+learned position embedding `transformer.wpe`, then `n_layer` pre-LN blocks `transformer.h.i`
+
+    x = x + attn(ln_1(x))          causal self-attention, through F.scaled_dot_product_attention
+    x = x + mlp(ln_2(x))           Linear(n, 4n) -> GELU -> Linear(4n, n)
+
+a final LayerNorm `transformer.ln_f` and `lm_head`, a Linear without bias whose weight IS the token
+embedding (weight tying: one Parameter under two names). Initialisation as nanoGPT: every Linear and Embedding
+weight N(0, 0.02²), biases 0, and the projections back into the residual stream (`c_proj`) N(0, (0.02/√(2L))²).
+
+Unlike nanoGPT, `forward` returns the logits of every position also when `targets` is None (the lessons look
+at them); `generate` runs its own path that only projects the last position.
+
+Generation with a key/value cache: each block keeps the keys and values it computed for the positions seen so
+far, so a new token costs one query against n cached keys, O(n), instead of re-running the whole prefix,
+O(n²). The new queries are the LAST positions of the keys, so the causal mask is aligned to the bottom-right
+corner: `causal_mask(T_new, T, offset=T - T_new)` (`cached_attention`, Exercise 9.2). Positions are learned
+absolute ones, so once the sequence is longer than `block_size` the window slides and every position changes:
+then the cache is rebuilt from the last `block_size` tokens each step (nanoGPT crops the same way).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from .. import functional as F
+from .. import optim
+from ..autograd.ops import cat
+from ..autograd.tensor import Tensor, no_grad
+from ..random import default_rng
+from ..sdpa import causal_mask
+from .layers import GELU, Dropout, Embedding, LayerNorm, Linear
+from .module import Module, ModuleList
+from .multihead import merge_heads, split_heads
+from .transformer import residual
+
+__all__ = ["GPT", "GPTConfig", "cached_attention", "next_token_probs", "sample_tokens"]
+
+
+@dataclass
+class GPTConfig:
+    """nanoGPT's GPTConfig (its defaults are GPT-2 small's; the presets in `minitorch_attn.train` are tiny)."""
+
+    block_size: int = 1024
+    vocab_size: int = 50304
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    dropout: float = 0.0
+    bias: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> GPTConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def cached_attention(q: Tensor, k: Tensor, v: Tensor, past=None):
+    """Causal attention of new queries against cached and new keys (Exercise 9.2).
+
+    q, k, v: (B, H, T_new, d), the projections of the T_new newest positions.
+    past: None, or the (k_past, v_past) pair of Tensors (B, H, T_past, d) that earlier calls returned.
+    Returns (out (B, H, T_new, d), (k_all, v_all)) where k_all = [k_past; k] along the position axis (-2).
+
+    The new queries are the last T_new of the T = T_past + T_new positions, so query i (position
+    T_past + i) may see keys j <= T_past + i: the causal mask aligned to the bottom-right corner,
+    `causal_mask(T_new, T, offset=T - T_new)` (True = may attend, F.scaled_dot_product_attention's
+    convention). With past=None this is ordinary causal self-attention.
+    """
+    ### BEGIN SOLUTION
+    if past is not None:
+        k = cat([past[0], k], axis=-2)
+        v = cat([past[1], v], axis=-2)
+    t_new, t = q.shape[-2], k.shape[-2]
+    mask = causal_mask(t_new, t, offset=t - t_new)
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    ### END SOLUTION
+    return out, (k, v)
+
+
+def next_token_probs(logits, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
+    """The sampling distribution over the next token, from the last position's logits (Exercise 9.3).
+
+    logits: (B, V) array (or Tensor). Returns float64 probabilities (B, V), each row summing to 1:
+      1. divide the logits by `temperature` (> 0; temperature == 0 means greedy: probability 1 on the
+         argmax, the first one on ties);
+      2. with `top_k`, keep only the logits >= the k-th largest of each row (ties with it survive), the
+         others get probability 0 (nanoGPT: logits[logits < v[:, [-1]]] = -inf);
+      3. softmax (stable: subtract the row max).
+    """
+    z = np.asarray(getattr(logits, "data", logits), dtype=np.float64)
+    if z.ndim != 2:
+        raise ValueError(f"next_token_probs: logits must be (B, V); got shape {z.shape}")
+    if temperature < 0:
+        raise ValueError(f"next_token_probs: temperature must be >= 0; got {temperature}")
+    if top_k is not None and top_k < 1:
+        raise ValueError(f"next_token_probs: top_k must be a positive integer or None; got {top_k}")
+    ### BEGIN SOLUTION
+    if temperature == 0:
+        probs = np.zeros_like(z)
+        probs[np.arange(len(z)), z.argmax(axis=-1)] = 1.0
+        return probs
+    z = z / temperature
+    if top_k is not None:
+        k = min(top_k, z.shape[-1])
+        kth = np.sort(z, axis=-1)[:, -k][:, None]
+        z = np.where(z < kth, -np.inf, z)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    probs = e / e.sum(axis=-1, keepdims=True)
+    ### END SOLUTION
+    return probs
+
+
+def sample_tokens(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One token per row of `probs` (B, V) by inverse-CDF sampling with one uniform draw per row: the same
+    `rng` state gives the same tokens for the same distribution (so cached and uncached generation agree)."""
+    u = rng.random(len(probs))
+    cdf = np.cumsum(probs, axis=-1)
+    idx = (cdf < u[:, None] * cdf[:, -1:]).sum(axis=-1)
+    return np.minimum(idx, probs.shape[-1] - 1).astype(np.int64)
+
+
+class CausalSelfAttention(Module):
+    """Multi-head causal self-attention with one fused projection `c_attn` (n -> 3n) and `c_proj` (n -> n)."""
+
+    def __init__(self, config: GPTConfig, rng, dtype):
+        super().__init__()
+        n = config.n_embd
+        if n % config.n_head:
+            raise ValueError(f"GPT: n_embd={n} must be divisible by n_head={config.n_head}")
+        self.c_attn = Linear(n, 3 * n, bias=config.bias, rng=rng, dtype=dtype)
+        self.c_proj = Linear(n, n, bias=config.bias, rng=rng, dtype=dtype)
+        self.resid_dropout = Dropout(config.dropout, rng=rng)
+        self.n_head, self.n_embd, self.dropout = config.n_head, n, config.dropout
+        self.rng = rng
+
+    def forward(self, x, past=None):
+        """x (B, T, n) -> (y (B, T, n), (k, v) the keys and values of every position so far)."""
+        n = self.n_embd
+        qkv = self.c_attn(x)
+        q, k, v = (split_heads(qkv[..., i * n : (i + 1) * n], self.n_head) for i in range(3))
+        if past is None and self.training and self.dropout > 0:  # attention dropout, as nanoGPT
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout, is_causal=True, rng=self.rng)
+            present = (k, v)
+        else:
+            y, present = cached_attention(q, k, v, past)
+        return self.resid_dropout(self.c_proj(merge_heads(y))), present
+
+
+class MLP(Module):
+    def __init__(self, config: GPTConfig, rng, dtype):
+        super().__init__()
+        n = config.n_embd
+        self.c_fc = Linear(n, 4 * n, bias=config.bias, rng=rng, dtype=dtype)
+        self.gelu = GELU()
+        self.c_proj = Linear(4 * n, n, bias=config.bias, rng=rng, dtype=dtype)
+        self.dropout = Dropout(config.dropout, rng=rng)
+
+    def forward(self, x):
+        return self.dropout(self.c_proj(self.gelu(self.c_fc(x))))
+
+
+class Block(Module):
+    """A pre-LN transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)) (`residual`, Exercise 9.1)."""
+
+    def __init__(self, config: GPTConfig, rng, dtype):
+        super().__init__()
+        self.ln_1 = LayerNorm(config.n_embd, bias=config.bias, dtype=dtype)
+        self.attn = CausalSelfAttention(config, rng, dtype)
+        self.ln_2 = LayerNorm(config.n_embd, bias=config.bias, dtype=dtype)
+        self.mlp = MLP(config, rng, dtype)
+
+    def forward(self, x, past=None):
+        box = {}
+
+        def attend(h):
+            y, box["present"] = self.attn(h, past)
+            return y
+
+        x = residual(x, attend, self.ln_1, norm_first=True)
+        x = residual(x, self.mlp, self.ln_2, norm_first=True)
+        return x, box["present"]
+
+
+class _Trunk(Module):
+    """nanoGPT's `transformer` ModuleDict: wte, wpe, drop, h, ln_f."""
+
+    def __init__(self, config: GPTConfig, rng, dtype):
+        super().__init__()
+        self.wte = Embedding(config.vocab_size, config.n_embd, rng=rng, dtype=dtype)
+        self.wpe = Embedding(config.block_size, config.n_embd, rng=rng, dtype=dtype)
+        self.drop = Dropout(config.dropout, rng=rng)
+        self.h = ModuleList([Block(config, rng, dtype) for _ in range(config.n_layer)])
+        self.ln_f = LayerNorm(config.n_embd, bias=config.bias, dtype=dtype)
+
+
+class GPT(Module):
+    """Decoder-only transformer LM (see the module docstring). `forward(idx, targets=None)` -> (logits, loss)."""
+
+    def __init__(self, config: GPTConfig, rng: np.random.Generator | None = None, dtype=np.float32):
+        super().__init__()
+        if config.vocab_size < 1 or config.block_size < 1:
+            raise ValueError(f"GPT: vocab_size and block_size must be positive; got {config}")
+        rng = rng if rng is not None else default_rng()
+        self.config = config
+        self.transformer = _Trunk(config, rng, dtype)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False, rng=rng, dtype=dtype)
+        self.transformer.wte.weight = self.lm_head.weight  # weight tying: one Parameter, two names
+        std_proj = 0.02 / math.sqrt(2 * config.n_layer)
+        for name, p in self.named_parameters():  # nanoGPT's _init_weights, then the scaled c_proj
+            if name.endswith("c_proj.weight"):
+                p.data = rng.normal(0.0, std_proj, size=p.shape).astype(dtype)
+            elif p.ndim == 2:
+                p.data = rng.normal(0.0, 0.02, size=p.shape).astype(dtype)
+            elif name.endswith(".bias") and "ln_" not in name:
+                p.data = np.zeros(p.shape, dtype=dtype)
+
+    def _trunk(self, idx, past=None, pos0: int = 0):
+        idx = np.asarray(getattr(idx, "data", idx))
+        if idx.ndim != 2 or idx.dtype.kind not in "iu":
+            raise ValueError(f"GPT: idx must be integer token ids of shape (B, T); got {idx.dtype} {idx.shape}")
+        t = idx.shape[1]
+        if pos0 + t > self.config.block_size:
+            raise ValueError(f"GPT: cannot forward a sequence of length {pos0 + t}, block_size is only "
+                             f"{self.config.block_size}")
+        tr = self.transformer
+        x = tr.drop(tr.wte(idx) + tr.wpe.weight[pos0 : pos0 + t])
+        presents = []
+        for i, block in enumerate(tr.h):
+            x, present = block(x, None if past is None else past[i])
+            presents.append(present)
+        return tr.ln_f(x), presents
+
+    def forward(self, idx, targets=None):
+        x, _ = self._trunk(idx)
+        logits = self.lm_head(x)
+        loss = None
+        if targets is not None:
+            t = np.asarray(getattr(targets, "data", targets))
+            B, T, V = logits.shape
+            loss = F.cross_entropy(logits.reshape(B * T, V), t.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    def forward_cached(self, idx, past=None):
+        """The logits of the LAST position (B, vocab) for new tokens `idx` (B, T_new) that follow the positions
+        in `past` (None, or what the previous call returned), and the updated cache (one (k, v) per block)."""
+        pos0 = 0 if past is None else past[0][0].shape[-2]
+        x, presents = self._trunk(idx, past, pos0)
+        return self.lm_head(x[:, -1]), presents
+
+    def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.99),
+                             eps: float = 1e-8) -> list:
+        """nanoGPT's two parameter groups as two AdamW optimizers: every matrix (ndim >= 2: Linear weights
+        and the embeddings) decays, biases and LayerNorm parameters do not."""
+        params = list(self.parameters())
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        opts = [optim.AdamW(decay, lr=learning_rate, betas=betas, eps=eps, weight_decay=weight_decay)]
+        if no_decay:
+            opts.append(optim.AdamW(no_decay, lr=learning_rate, betas=betas, eps=eps, weight_decay=0.0))
+        return opts
+
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                 rng: np.random.Generator | None = None, use_cache: bool = True) -> np.ndarray:
+        """Append `max_new_tokens` sampled tokens to `idx` (B, T) and return the (B, T + max_new_tokens) array.
+
+        Each token is drawn from `next_token_probs(last logits, temperature, top_k)` with one uniform draw of
+        `rng` per row (temperature=0: greedy). `use_cache=False` re-runs the (cropped) prefix each step, as
+        nanoGPT does; both give the same tokens. Runs in eval mode without gradients."""
+        idx = np.asarray(getattr(idx, "data", idx)).astype(np.int64)
+        if idx.ndim != 2 or idx.shape[1] < 1:
+            raise ValueError(f"generate: idx must be (B, T) token ids with T >= 1; got shape {idx.shape}")
+        rng = rng if rng is not None else default_rng()
+        bs = self.config.block_size
+        was_training = self.training
+        self.eval()
+        try:
+            with no_grad():
+                past = None
+                for _ in range(max_new_tokens):
+                    if not use_cache:
+                        logits, _ = self(idx[:, -bs:])
+                        last = logits.data[:, -1]
+                    else:
+                        if past is not None and past[0][0].shape[-2] < bs:
+                            logits, past = self.forward_cached(idx[:, -1:], past)  # one new position: O(n)
+                        else:  # first step, or the window slid: (re)build the cache from the cropped context
+                            logits, past = self.forward_cached(idx[:, -bs:], None)
+                        last = logits.data
+                    nxt = sample_tokens(next_token_probs(last, temperature, top_k), rng)
+                    idx = np.concatenate([idx, nxt[:, None]], axis=1)
+        finally:
+            self.train(was_training)
+        return idx
+
+    def extra_repr(self) -> str:
+        return f"{self.num_parameters():,} parameters"
