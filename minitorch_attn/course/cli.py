@@ -11,6 +11,13 @@
                              points must equal the catalog's
     release OUT_DIR [--force]
                              the student copy of the course (see minitorch_attn/course/release.py)
+    handout [--check]        write (or check) handouts/lessonNN_*.ipynb, the learners' notebooks
+    autograding [--check]    write (or check) .github/classroom/autograding.json
+    grade-class DIR --lesson NN [--out DIR] [--cell-timeout S] [--notebook-timeout S] [--jobs K]
+                             grade a folder of submitted notebooks (see minitorch_attn/course/classroom.py)
+    autograde CHECK_ID       one GitHub Classroom check: pass by exercises/ (pytest) or handouts/ (notebook)
+
+`generate` also writes handouts/ and the autograding configuration, and `check` checks them.
 """
 
 from __future__ import annotations
@@ -74,10 +81,12 @@ def cmd_generate(args) -> int:
         print("this is a student release: the library's solutions are gone, so exercises/ cannot be "
               "regenerated (and regenerating would overwrite your work)", file=sys.stderr)
         return 2
+    from . import autograding
     from .generate import generate
+    from .handout import write_handouts
 
     root = _source_root(args)
-    for rel, what in generate(root):
+    for rel, what in [*generate(root), *write_handouts(root), autograding.write(root)]:
         print(f"{what:9}  {rel}")
     return 0
 
@@ -86,10 +95,14 @@ def cmd_check(args) -> int:
     if is_release():
         print("student release: nothing to check (exercises/ is yours to edit inside the blocks)")
         return 0
+    from . import autograding
     from .generate import check, uncatalogued_blocks
+    from .handout import check_handouts
 
     root = _source_root(args)
     problems = check(root)
+    if not problems:  # handouts are generated from the exercises' definitions: report those first
+        problems = check_handouts(root) + autograding.check(root)
     for w in uncatalogued_blocks(root):
         print(f"warning: {w}", file=sys.stderr)
     for p in problems:
@@ -97,7 +110,8 @@ def cmd_check(args) -> int:
     if problems:
         print(f"course check: {len(problems)} problem(s) in {root}", file=sys.stderr)
         return 1
-    print(f"course check: exercises/ and solutions/ are up to date with the library ({root})")
+    print(f"course check: exercises/, solutions/, handouts/ and {autograding.AUTOGRADING_PATH} are up to date "
+          f"with the library ({root})")
     return 0
 
 
@@ -206,6 +220,44 @@ def cmd_release(args) -> int:
     return 0
 
 
+def cmd_handout(args) -> int:
+    from .handout import HANDOUT_DIR, check_handouts, write_handouts
+
+    root = _source_root(args)
+    if args.check:
+        problems = check_handouts(root)
+        for p in problems:
+            print(f"stale: {p}", file=sys.stderr)
+        if not problems:
+            print(f"course handout: {HANDOUT_DIR}/ is up to date ({root})")
+        return 1 if problems else 0
+    for rel, what in write_handouts(root):
+        print(f"{what:9}  {rel}")
+    return 0
+
+
+def cmd_autograding(args) -> int:
+    from . import autograding
+
+    root = _source_root(args)
+    if args.check:
+        problems = autograding.check(root)
+        for p in problems:
+            print(f"stale: {p}", file=sys.stderr)
+        if not problems:
+            print(f"course autograding: {autograding.AUTOGRADING_PATH} is up to date ({root})")
+        return 1 if problems else 0
+    rel, what = autograding.write(root)
+    print(f"{what:9}  {rel}")
+    return 0
+
+
+def cmd_autograde(args) -> int:
+    from .classroom import autograde
+
+    return autograde(args.check_id, _project_root(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m minitorch_attn course",
                                      description="exercise generation, grading and the student release",
@@ -224,14 +276,27 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("release", help="write the student copy of the course")
     r.add_argument("out_dir")
     r.add_argument("--force", action="store_true", help="replace OUT_DIR if it exists")
+    h = sub.add_parser("handout", help="write handouts/lessonNN_*.ipynb (the learners' notebooks)")
+    h.add_argument("--check", action="store_true", help="only check that they are up to date")
+    a = sub.add_parser("autograding", help="write .github/classroom/autograding.json from the catalog")
+    a.add_argument("--check", action="store_true", help="only check that it is up to date")
+    sub.add_parser("grade-class", help="grade a folder of submitted notebooks", add_help=False)
+    ag = sub.add_parser("autograde", help="one GitHub Classroom check (by exercises/ or handouts/)")
+    ag.add_argument("check_id", help="ex-<exercise>-<test>, as in autograding.json")
     return parser
 
 
 COMMANDS = {"generate": cmd_generate, "check": cmd_check, "grade": cmd_grade, "verify": cmd_verify,
-            "release": cmd_release}
+            "release": cmd_release, "handout": cmd_handout, "autograding": cmd_autograding,
+            "autograde": cmd_autograde}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "grade-class":  # its own parser (classroom.py)
+        from .classroom import main as grade_class_main
+
+        return grade_class_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
