@@ -4,6 +4,9 @@
     lessons build|check       execute the lesson notebooks from their .py sources / check they are fresh
     course generate|check|release|grade ...   the course machinery (see minitorch_attn/course/cli.py)
     grade ...                 shorthand for `course grade ...`
+    grade-class DIR --lesson NN ...   grade a folder of submitted notebooks (docs/instructors.md)
+    train-char --data PATH --preset baby|tiny [--iters N --out DIR]   train a character-level GPT (lesson 09)
+    sample --checkpoint PATH [--prompt TEXT --tokens N]              generate text from its checkpoint
 """
 
 from __future__ import annotations
@@ -33,6 +36,15 @@ def main(argv: list[str] | None = None) -> int:
         from .course.cli import main as course_main
 
         return course_main(["grade", *rest])
+    if command == "grade-class":
+        from .course.classroom import main as grade_class_main
+
+        return grade_class_main(rest)
+    # ---- lesson 09: the character-level language model
+    if command in ("train-char", "sample"):
+        from .train import main as train_main
+
+        return train_main(rest, command=command)
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)
     return 2
 

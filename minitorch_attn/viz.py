@@ -70,3 +70,35 @@ def decision_boundary(predict, X, y, title: str = "", ax=None, resolution: int =
     ax.scatter(X[:, 0], X[:, 1], c=y, s=8, cmap="coolwarm", edgecolors="k", linewidths=0.2)
     ax.set(title=title, xticks=[], yticks=[])
     return ax
+
+
+def flash_tiles(n_q: int, n_k: int, Br: int, Bc: int, causal: bool = False, title: str = "", ax=None):
+    """The (query tile × key tile) grid of a flash-attention forward (lesson 10): which tiles it computes in
+    full, which straddle the causal diagonal (computed, partly masked) and which it skips. Returns the ax."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    n_qt, n_kt = -(-n_q // Br), -(-n_k // Bc)
+    state = np.zeros((n_qt, n_kt), int)  # 0 skipped, 1 partly masked, 2 full
+    for t in range(n_qt):
+        i0, i1 = t * Br, min(n_q, (t + 1) * Br) - 1  # first and last query of the tile
+        for s in range(n_kt):
+            j0, j1 = s * Bc, min(n_k, (s + 1) * Bc) - 1
+            state[t, s] = 2 if not causal or j1 <= i0 else (1 if j0 <= i1 else 0)
+    ax = _axes(ax, figsize=(4, 4))
+    colors = ["#eeeeee", "#f4a261", "#2a9d8f"]
+    k_edges = np.minimum(np.arange(n_kt + 1) * Bc, n_k)  # the last tile may be shorter
+    q_edges = np.minimum(np.arange(n_qt + 1) * Br, n_q)
+    ax.pcolormesh(k_edges, q_edges, state, cmap=ListedColormap(colors), vmin=0, vmax=2, edgecolors="white",
+                  linewidth=1)
+    ax.set_xlim(0, n_k)
+    ax.set_ylim(n_q, 0)  # queries downwards, as in a matrix
+    if causal:
+        ax.plot([0, min(n_q, n_k)], [0, min(n_q, n_k)], color="k", lw=1, ls="--")
+    labels = ["skipped", "on the diagonal (masked inside)", "computed in full"]
+    ax.legend(handles=[Patch(color=colors[i], label=labels[i]) for i in range(3) if (state == i).any()],
+              loc="upper right", fontsize=7, framealpha=0.9)
+    done = int((state > 0).sum())
+    ax.set(title=title or f"{done} of {state.size} tiles computed", xlabel=f"keys (tiles of Bc = {Bc})",
+           ylabel=f"queries (tiles of Br = {Br})")
+    return ax

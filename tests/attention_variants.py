@@ -124,4 +124,70 @@ VARIANTS += [
 
 # ---- Hopfield networks as attention (lessons 07-08) -------------------------------------------------
 
+
+class _HopfieldAttend:
+    """attend() around an nn.Hopfield: stored patterns = keys, state patterns = queries, pattern projections =
+    values; its stored_pattern_padding_mask has torch's convention (True = padding). Weights: the last
+    association, averaged over heads."""
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, q, k, v, key_padding_mask=None):
+        out, weights = self.module((k, q, v), stored_pattern_padding_mask=key_padding_mask, return_association=True)
+        return out, weights.mean(axis=1)
+
+
+def _hopfield(num_heads: int, steps: int, normalize: bool):
+    def make(rng, dtype):
+        from minitorch_attn import nn
+
+        flags = {f"normalize_{n}": normalize for n in ("stored_pattern", "state_pattern", "pattern_projection")}
+        return _HopfieldAttend(nn.Hopfield(8, hidden_size=4, num_heads=num_heads, stored_pattern_size=6,
+                                           pattern_projection_size=5, update_steps_max=steps, rng=rng, dtype=dtype,
+                                           **flags))
+
+    return make
+
+
+VARIANTS += [
+    # one update, no layer norms: exactly multi-head attention with beta = 1/sqrt(head_dim)
+    Variant("hopfield-1-step", _hopfield(1, 1, False), q_dim=8, k_dim=6, v_dim=5, params=_module_params),
+    # three updates in the association space, two heads, layer norms on all three inputs
+    Variant("hopfield-2-heads-3-steps-ln", _hopfield(2, 3, True), q_dim=8, k_dim=6, v_dim=5, params=_module_params),
+]
+
 # ---- transformer blocks (lesson 09) ------------------------------------------------------------------
+
+
+class _DecoderLayerAttend:
+    """attend() around a whole nn.TransformerDecoderLayer: queries = the target sequence, keys = the memory
+    (the encoder's output; the layer has no separate values, so `v` is ignored), weights = the cross-attention
+    averaged over heads. Self-attention, residuals, LayerNorms and the feed-forward network are all inside,
+    so the battery checks that none of them leaks a padded memory position or mixes batch elements."""
+
+    def __init__(self, module):
+        self.module = module
+        module.keep_attention = True
+
+    def __call__(self, q, k, v, key_padding_mask=None):
+        out = self.module(q, k, memory_key_padding_mask=key_padding_mask)
+        return out, self.module.cross_attn_weights.mean(axis=1)
+
+
+def _decoder_layer(norm_first: bool, activation: str):
+    def make(rng, dtype):
+        from minitorch_attn import nn
+
+        return _DecoderLayerAttend(nn.TransformerDecoderLayer(8, 2, dim_feedforward=12, dropout=0.0,
+                                                              activation=activation, norm_first=norm_first,
+                                                              rng=rng, dtype=dtype))
+
+    return make
+
+
+VARIANTS += [
+    Variant("decoder-layer-post-ln", _decoder_layer(False, "relu"), q_dim=8, k_dim=8, v_dim=8, params=_module_params),
+    Variant("decoder-layer-pre-ln-gelu", _decoder_layer(True, "gelu"), q_dim=8, k_dim=8, v_dim=8,
+            params=_module_params),
+]

@@ -227,9 +227,129 @@ EXERCISES: list[Exercise] = [
         "not with i + 1)",
     ),
     # ---- lesson 07: modern Hopfield networks (add entries below this line) -------------------------
+    Exercise(
+        "7.1", "07_hopfield", "hopfield_update: xi <- softmax(beta xi X^T) X", 3,
+        "minitorch_attn.hopfield", "hopfield_update",
+        hint="rows of X are the stored patterns: Xt = X.transpose(-2, -1); repeat `steps` times: p = "
+        "F.softmax(ops.matmul(xi, Xt) * beta, axis=-1) (one distribution over the N patterns per state), new = "
+        "ops.matmul(p, X); with tol, stop after the update whose largest change np.max(np.abs(new.data - "
+        "xi.data)) is below tol; keep the last p (it is returned with return_weights=True)",
+    ),
+    Exercise(
+        "7.2", "07_hopfield", "hopfield_energy: -lse + 1/2 xi.xi + log(N)/beta + M^2/2", 2,
+        "minitorch_attn.hopfield", "hopfield_energy",
+        hint="scores = ops.matmul(xi, X.transpose(-2, -1)); lse = F.logsumexp(scores * beta, axis=-1) / beta "
+        "(the paper's lse includes the 1/beta); M2 = (X * X).sum(axis=-1).max(axis=-1, keepdims=True) (the "
+        "largest squared norm of a stored pattern); energy = -lse + 0.5 * (xi * xi).sum(axis=-1) + math.log(n) "
+        "/ beta + 0.5 * M2",
+    ),
+    Exercise(
+        "7.3", "07_hopfield", "ClassicalHopfield: Hebbian storage and the sign update", 2,
+        "minitorch_attn.hopfield", "ClassicalHopfield",
+        hint="store W = X^T X / d with a zero diagonal; update xi <- sign(W xi) synchronously, keeping the old "
+        "value where W xi is exactly 0",
+        part_hints={
+            "__init__": "d = X.shape[1]; W = X.T @ X / d (the sum of the outer products x_i x_i^T, over d); "
+            "np.fill_diagonal(W, 0.0) (no unit drives itself)",
+            "update": "repeat `steps` times: h = xi @ self.W (rows are states; W is symmetric); xi = +1 where "
+            "h > 0, -1 where h < 0 and unchanged where h == 0 (nested np.where)",
+        },
+    ),
+    Exercise(
+        "7.4", "07_hopfield", "effective_patterns: 1 / sum p^2", 1,
+        "minitorch_attn.hopfield", "effective_patterns",
+        hint="out = 1.0 / (p * p).sum(axis=axis): k for a uniform distribution over k patterns, 1 for a "
+        "one-hot one; written with * and .sum it works on arrays and Tensors alike",
+    ),
     # ---- lesson 08: Hopfield layers (add entries below this line) ----------------------------------
+    Exercise(
+        "8.1", "08_hopfield_layers", "hopfield_association: update steps, then read out the values", 3,
+        "minitorch_attn.nn.hopfield", "hopfield_association",
+        hint="xi = q; repeat steps - 1 times: new = F.scaled_dot_product_attention(xi, k, k, attn_mask=attn_mask, "
+        "scale=beta) (an update in the association space: k are both keys and values), stop after it when tol "
+        "is given and np.max(np.abs(new.data - xi.data)) < tol; then out, weights = "
+        "F.scaled_dot_product_attention(xi, k, v, attn_mask=attn_mask, scale=beta, dropout_p=dropout_p, "
+        "rng=rng, return_weights=True)",
+    ),
+    Exercise(
+        "8.2", "08_hopfield_layers", "HopfieldPooling.forward: trainable queries pool a set", 2,
+        "minitorch_attn.nn.hopfield", "HopfieldPooling",
+        hint="B = x.shape[0]; state = self.pooling_weights * np.ones((B, 1, 1), dtype=x.dtype) (the same "
+        "queries for every bag, gradients summed back); out = self.hopfield((x, state, x), "
+        "stored_pattern_padding_mask=stored_pattern_padding_mask) is (B, quantity, output_size); return "
+        "out.reshape(B, self.quantity * out.shape[-1])",
+    ),
     # ---- lesson 09: the transformer (add entries below this line) ----------------------------------
+    Exercise(
+        "9.1", "09_transformer", "residual: one sublayer, pre-LN or post-LN", 2,
+        "minitorch_attn.nn.transformer", "residual",
+        hint="pre-LN (norm_first=True): out = x + sublayer(norm(x)) -- the stream x itself is never normalised; "
+        "post-LN (norm_first=False): out = norm(x + sublayer(x)) -- normalise AFTER adding; call sublayer "
+        "exactly once",
+    ),
+    Exercise(
+        "9.2", "09_transformer", "cached_attention: new queries against cached keys and values", 3,
+        "minitorch_attn.nn.gpt", "cached_attention",
+        hint="with past = (k_past, v_past): k = cat([k_past, k], axis=-2), v likewise (the position axis); "
+        "t_new, t = q.shape[-2], k.shape[-2]; mask = causal_mask(t_new, t, offset=t - t_new) (bottom-right: the "
+        "new queries are the LAST positions; offset 0 would hide the cache from them); out = "
+        "F.scaled_dot_product_attention(q, k, v, attn_mask=mask); return out, (k, v)",
+    ),
+    Exercise(
+        "9.3", "09_transformer", "next_token_probs: temperature, top-k, softmax", 2,
+        "minitorch_attn.nn.gpt", "next_token_probs",
+        hint="temperature == 0: one-hot on z.argmax(axis=-1) (greedy); else z = z / temperature; with top_k: "
+        "kth = np.sort(z, axis=-1)[:, -k][:, None] with k = min(top_k, V), z = np.where(z < kth, -np.inf, z) "
+        "(ties with the k-th value survive); then a stable softmax: e = np.exp(z - z.max(axis=-1, "
+        "keepdims=True)), probs = e / e.sum(axis=-1, keepdims=True)",
+    ),
     # ---- lesson 10: flash attention on the CPU (add entries below this line) -----------------------
+    Exercise(
+        "10.1", "10_flash_cpu", "online_softmax_tile_step: fold one key tile into (m, l, acc)", 3,
+        "minitorch_attn.kernels.tiled", "online_softmax_tile_step",
+        hint="S = (q_tile @ np.swapaxes(k_tile, -1, -2)) * scale, then np.where(mask, S, -np.inf) if a mask "
+        "is given; m_new = np.maximum(m, S.max(axis=-1)); m_safe = np.where(np.isfinite(m_new), m_new, 0) "
+        "(a row with no key yet: -inf - -inf is NaN); P = exp(S - m_safe[..., None]); alpha = exp(m - "
+        "m_safe) rescales the OLD sums (0 when m = -inf): l = l * alpha + P.sum(-1), acc = acc * "
+        "alpha[..., None] + P @ v_tile; do not normalise here (that happens once, at the end); "
+        "return (m_new, l, acc)",
+    ),
+    Exercise(
+        "10.2", "10_flash_cpu", "flash_forward_tiled: the FlashAttention-2 forward in NumPy", 3,
+        "minitorch_attn.kernels.tiled", "flash_forward_tiled",
+        hint="for i0 in range(0, Nq, Br): q_tile = q[:, :, i0:i0 + Br], br = its length (the last tile may be "
+        "shorter); m = full((B, H, br), -inf), l = zeros, acc = zeros((B, H, br, dv)); for j0 in range(0, Nk, "
+        "Bc): if causal and j0 > i0 + br - 1, break (the tile is above the diagonal); bc = min(Bc, Nk - j0); "
+        "mask = allowed_mask(br, bc, causal, key_padding_mask, q0=i0, k0=j0); m, l, acc = "
+        "online_softmax_tile_step(...); after the key loop normalise ONCE: o = acc / l[..., None] and "
+        "lse = m + log(l), but where l == 0 (the row saw no key) o = 0 and lse = -inf (use np.where with a "
+        "safe l of 1 so nothing divides by 0); keep q's dtype",
+    ),
+    Exercise(
+        "10.3", "10_flash_cpu", "flash_backward_tiled: the backward by recomputation", 4,
+        "minitorch_attn.kernels.tiled", "flash_backward_tiled",
+        hint="for each key tile j0 (outer loop): dk_tile = dv_tile = 0; for each query tile i0 (inner loop; "
+        "causal: start at (j0 // Br) * Br, earlier query tiles see none of these keys): S = q_tile k_tileᵀ · "
+        "scale with masked pairs -inf (allowed_mask(br, bc, causal, key_padding_mask, q0=i0, k0=j0)); "
+        "P = exp(S - lse_safe[:, :, i0:i0 + br, None]) (no max, no sum: lse already normalises); "
+        "dv_tile += Pᵀ do_tile; dP = do_tile v_tileᵀ; dS = P * (dP - D[:, :, i0:i0 + br, None]) with "
+        "D = rowsum(dO ∘ O) (computed above, not rowsum(P ∘ dP) over one tile only); dq[i0:i0 + br] += dS k_tile · "
+        "scale; dk_tile += dSᵀ q_tile · scale; after the query loop write dk[j0:j0 + bc], dv[j0:j0 + bc]; "
+        "the last tiles may be shorter than Br, Bc",
+    ),
+    Exercise(
+        "10.4", "10_flash_cpu", "forward_tile_numba: a Numba kernel for one query tile", 3,
+        "minitorch_attn.kernels.numba_teaching", "forward_tile_numba",
+        hint="br = min(Br, Nq - i0); per row keep m = np.full(br, -np.inf), l = np.zeros(br), acc = "
+        "np.zeros((br, dv)) and a score buffer s = np.empty(Bc) (allocate before the loops); for j0 in "
+        "range(0, j_end, Bc) with j_end = min(Nk, i0 + br) if causal else Nk, bc = min(Bc, j_end - j0): for "
+        "each row i, s[j] = scale * sum_c q[i0 + i, c] * k[j0 + j, c] (-inf where causal and j0 + j > "
+        "i0 + i), m_new = max(m[i], max s); skip the row if m_new is still -inf; alpha = math.exp(m[i] - "
+        "m_new); l[i] *= alpha; acc[i] *= alpha; then p = math.exp(s[j] - m_new): l[i] += p, acc[i, c] += "
+        "p * v[j0 + j, c]; m[i] = m_new. At the end o[i0 + i] = acc[i] / l[i], lse[i0 + i] = m[i] + "
+        "math.log(l[i]), or 0 and -inf where l[i] == 0. Only scalars, loops, math and np.empty/zeros/full "
+        "inside @njit (no np.where, no fancy indexing)",
+    ),
 ]
 
 _BY_ID = {e.id: e for e in EXERCISES}

@@ -1,8 +1,22 @@
 """Toy tasks generated on the fly (each takes a seed) and corpus loaders that read from a path."""
 
+from .hopfield_tasks import (
+    Bags,
+    clustered_patterns,
+    corrupt,
+    flip_bits,
+    glyphs,
+    mask_half,
+    mil_bags,
+    random_patterns,
+)
 from .retrieval import Retrieval, two_needle_retrieval
 from .sequences import BOS, EOS, PAD, SeqBatch, copy_task, decode_tokens, reversal_task
+from .text import CharCorpus, CorpusNotFound, char_corpus, load_char_corpus  # lesson 09
 from .toy import spirals
 
 __all__ = ["BOS", "EOS", "PAD", "SeqBatch", "copy_task", "decode_tokens", "reversal_task", "spirals"]
 __all__ += ["Retrieval", "two_needle_retrieval"]
+__all__ += ["CharCorpus", "CorpusNotFound", "char_corpus", "load_char_corpus"]  # lesson 09
+__all__ += ["Bags", "clustered_patterns", "corrupt", "flip_bits", "glyphs", "mask_half", "mil_bags",
+            "random_patterns"]  # lessons 07-08

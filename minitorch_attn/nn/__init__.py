@@ -2,6 +2,8 @@
 
 from .. import functional
 from .bahdanau import AdditiveAttention, additive_attention, masked_softmax
+from .gpt import GPT, GPTConfig, cached_attention, next_token_probs, sample_tokens  # lesson 09
+from .hopfield import Hopfield, HopfieldLayer, HopfieldPooling, hopfield_association
 from .layers import GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, Tanh
 from .luong import LuongAttention, local_p_weights, luong_score
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
@@ -15,6 +17,16 @@ from .positional import (
 )
 from .rnn import GRU, GRUCell
 from .seq2seq import Decoder, Encoder, Seq2Seq, evaluate, train_seq2seq
+from .transformer import (  # lesson 09
+    Seq2SeqTransformer,
+    Transformer,
+    TransformerDecoder,
+    TransformerDecoderLayer,
+    TransformerEncoder,
+    TransformerEncoderLayer,
+    generate_square_subsequent_mask,
+    residual,
+)
 
 __all__ = [
     "GELU", "GRU", "Dropout", "Embedding", "GRUCell", "Identity", "IncompatibleKeys", "LayerNorm", "Linear",
@@ -28,3 +40,9 @@ __all__ += [
     "AdditiveAttention", "Decoder", "Encoder", "LuongAttention", "Seq2Seq", "additive_attention", "evaluate",
     "local_p_weights", "luong_score", "masked_softmax", "train_seq2seq",
 ]
+__all__ += [  # lesson 09
+    "Seq2SeqTransformer", "Transformer", "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",
+    "TransformerEncoderLayer", "generate_square_subsequent_mask", "residual",
+    "GPT", "GPTConfig", "cached_attention", "next_token_probs", "sample_tokens",
+]
+__all__ += ["Hopfield", "HopfieldLayer", "HopfieldPooling", "hopfield_association"]  # lessons 07-08

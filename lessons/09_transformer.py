@@ -1,0 +1,359 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 09 — The transformer, and a character-level language model on a CPU
+#
+# Everything so far was a part: scaled dot-product attention (05), heads and positions (06). A **transformer
+# block** (Vaswani et al., 2017) puts attention and a small feed-forward network into *residual sublayers*,
+# each with a LayerNorm:
+#
+# $$\text{post-LN (2017):}\ x \leftarrow \mathrm{LN}(x + \mathrm{Sublayer}(x)) \qquad
+# \text{pre-LN (GPT-2 on):}\ x \leftarrow x + \mathrm{Sublayer}(\mathrm{LN}(x)).$$
+#
+# Stacks of encoder blocks (self-attention) and decoder blocks (masked self-attention, then **cross-attention**
+# to the encoder's output) make the encoder-decoder Transformer; a stack of masked self-attention blocks alone
+# makes a **decoder-only language model** (GPT). This lesson builds both with torch's names and checks them
+# against torch, trains an encoder-decoder to reverse digit strings, and then builds the LM: causality,
+# generation with a **key/value cache** (each new token costs $O(n)$, not $O(n^2)$), and a small
+# character-level model.
+#
+# Exercises (in `exercises/lesson09_transformer.py`, graded by `pytest tests/exercises/test_lesson09_transformer.py`):
+#
+# | exercise | what | points |
+# |---|---|---|
+# | 9.1 | `residual`: one sublayer, pre-LN or post-LN | 2 |
+# | 9.2 | `cached_attention`: new queries against cached keys and values | 3 |
+# | 9.3 | `next_token_probs`: temperature, top-k, softmax | 2 |
+#
+# To run this notebook on **your** implementations, uncomment the `use` line below.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+import minitorch_attn as mta
+from minitorch_attn import nn, optim, viz
+from minitorch_attn.data import char_corpus, reversal_task
+from minitorch_attn.data.sequences import PAD, vocab_size
+from minitorch_attn.data.text import DEFAULT_CORPUS
+from minitorch_attn.train import train_loop
+
+# mta.course.use("exercises")   # run the lesson on your own code
+np.set_printoptions(precision=4, suppress=True)
+T0 = time.perf_counter()
+
+# %% [markdown]
+# ## 1. The block, in torch's shape
+#
+# `nn.TransformerEncoderLayer` and `nn.TransformerDecoderLayer` take torch's arguments (`d_model`, `nhead`,
+# `dim_feedforward`, `dropout`, `activation="relu"|"gelu"`, `layer_norm_eps`, `batch_first`, `norm_first`) and
+# have **torch's parameter names**, so a torch layer's `state_dict()` loads into ours. The encoder layer is two
+# residual sublayers — self-attention, then `linear2(dropout(activation(linear1(x))))` — and the decoder layer
+# three: masked self-attention (`self_attn`, `norm1`), cross-attention to the encoder's output
+# (`multihead_attn`, `norm2`), the feed-forward network (`norm3`). Masks follow torch's transformer modules:
+# **a boolean mask has True = NOT allowed**, a float mask is added to the scores.
+
+# %%
+layer = nn.TransformerDecoderLayer(d_model=16, nhead=4, dim_feedforward=32, dropout=0.0, norm_first=True,
+                                   rng=np.random.default_rng(0))
+for name, value in layer.state_dict().items():
+    print(f"{name:32s} {value.shape}")
+
+# %% [markdown]
+# With torch installed (the course's tests use it as the oracle; the course itself does not need it), the
+# same weights give the same outputs — `tests/test_transformer.py` checks outputs and every gradient, for both
+# LayerNorm placements, both activations, and all the mask kinds:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (prints a different line when torch is not installed)
+try:
+    import torch
+except ImportError:
+    torch = None
+rng = np.random.default_rng(1)
+tgt, memory = rng.standard_normal((2, 5, 16)).astype(np.float32), rng.standard_normal((2, 7, 16)).astype(np.float32)
+causal = nn.Transformer.generate_square_subsequent_mask(5)  # 0 on and below the diagonal, -inf above
+ours = layer(tgt, memory, tgt_mask=causal).data
+if torch is None:
+    print("torch is not installed: skipped (tests/test_transformer.py checks the parity)")
+else:
+    tl = torch.nn.TransformerDecoderLayer(16, 4, 32, dropout=0.0, batch_first=True, norm_first=True)
+    tl.load_state_dict({k: torch.tensor(v) for k, v in layer.state_dict().items()})
+    theirs = tl(torch.tensor(tgt), torch.tensor(memory), tgt_mask=torch.tensor(causal)).detach().numpy()
+    print(f"max |ours - torch| = {np.abs(ours - theirs).max():.1e}")
+    assert np.abs(ours - theirs).max() < 1e-5
+
+# %% [markdown]
+# ### Pre-LN or post-LN?
+#
+# The only difference is where the LayerNorm sits (`nn.residual`, Exercise 9.1). It shows in deep stacks.
+# **Post-LN** normalises the stream after every sublayer: each block's output has standard deviation 1, and
+# the layers' gradients are of one size. **Pre-LN** never normalises the stream itself: each block *adds* to it,
+# so it grows with depth, while every sublayer reads a normalised copy; the final LayerNorm divides the
+# gradient by the stream's size, so the later layers receive smaller gradients. The un-normalised path from
+# input to output is what lets pre-LN stacks train without the learning-rate warmup that post-LN needs
+# (Xiong et al., 2020). Below: a 12-layer encoder at initialisation, same weights, both placements.
+
+# %%
+x_in = rng.standard_normal((8, 16, 64)).astype(np.float32)
+y_target = rng.standard_normal((8, 16, 64)).astype(np.float32)
+grad_norms, stream_std = {}, {}
+for norm_first in (False, True):
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 256, dropout=0.0, norm_first=norm_first), 12,
+                                norm=nn.LayerNorm(64))
+    r = np.random.default_rng(2)  # an independent xavier-uniform init for every layer (the copies start equal)
+    for p in enc.parameters():
+        if p.ndim == 2:
+            bound = np.sqrt(6 / sum(p.shape))
+            p.data = r.uniform(-bound, bound, p.shape).astype(np.float32)
+    loss = ((enc(x_in) - y_target) ** 2).mean()
+    loss.backward()
+    key = "pre-LN" if norm_first else "post-LN"
+    grad_norms[key] = [float(np.linalg.norm(lay.linear2.weight.grad)) for lay in enc.layers]
+    h, stds = mta.tensor(x_in), []
+    with mta.no_grad():
+        for lay in enc.layers:
+            h = lay(h)
+            stds.append(float(h.data.std()))
+    stream_std[key] = stds
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
+viz.curves(grad_norms, title="|grad of linear2.weight| by layer", xlabel="layer", ax=axes[0])
+viz.curves(stream_std, title="std of the stream after each layer", xlabel="layer", ax=axes[1])
+plt.tight_layout()
+plt.show()
+for key in grad_norms:
+    g = grad_norms[key]
+    print(f"{key:8s} grad last/first layer = {g[-1] / g[0]:.2f}, max/min = {max(g) / min(g):.2f}   stream std layer 1 -> 12: "
+          f"{stream_std[key][0]:.2f} -> {stream_std[key][-1]:.2f}")
+post, pre = grad_norms["post-LN"], grad_norms["pre-LN"]
+assert max(post) < 2 * min(post)  # post-LN: gradients of one size across the layers
+assert pre[-1] < 0.6 * pre[0] and pre[-1] / pre[0] < 0.6 * post[-1] / post[0]  # pre-LN: smaller at the top
+assert max(abs(s - 1) for s in stream_std["post-LN"]) < 0.01  # post-LN: normalised after every block
+assert stream_std["pre-LN"][-1] > 2 * stream_std["pre-LN"][0]  # pre-LN: the stream grows with depth
+
+# %% [markdown]
+# ## 2. An encoder-decoder that reverses digit strings
+#
+# The task of lessons 03–04: reverse a string of 4–8 digits (padded to 8; `src_pad` marks the padding, which
+# goes in as `src_key_padding_mask` and `memory_key_padding_mask`). `nn.Seq2SeqTransformer` wraps
+# `nn.Transformer` with a token embedding, learned positions and an output layer; the decoder reads the target
+# shifted right under a causal `tgt_mask`. Attention has no notion of order: everything it knows about
+# positions comes from the position embeddings, and reversal needs nothing else — output $i$ must find source
+# position $l - 1 - i$.
+#
+# Training uses the course's one training loop, `minitorch_attn.train.train_loop` (AdamW, warmup + cosine
+# schedule, gradient clipping, a progress bar with the loss and tokens/s). The model: $d = 32$, 4 heads,
+# 2 + 2 pre-LN layers, 46k parameters.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (float32 training: the progress bar's numbers and timings vary across CPUs)
+L, BATCH, STEPS = 8, 64, 600
+model = nn.Seq2SeqTransformer(vocab_size(10), d_model=32, nhead=4, num_encoder_layers=2, num_decoder_layers=2,
+                              dim_feedforward=64, rng=np.random.default_rng(0))
+
+
+def seq2seq_loss(m, batch):
+    loss, logits = m.loss(batch)
+    keep = batch.tgt_out != PAD
+    return loss, {"acc": float((logits.data.argmax(-1) == batch.tgt_out)[keep].mean())}
+
+
+t = time.perf_counter()
+history = train_loop(model, lambda r: reversal_task(BATCH, length=L, min_length=L // 2, seed=r), seq2seq_loss,
+                     optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0), STEPS, warmup_steps=STEPS // 10,
+                     min_lr=3e-3 / 20, seed=0, tokens_per_step=BATCH * (2 * L + 1), desc="reversal")
+print(f"{model.num_parameters():,} parameters, {STEPS} steps in {time.perf_counter() - t:.1f} s; "
+      f"last loss {np.mean(history['loss'][-20:]):.4f}")
+
+# %% [markdown]
+# Greedy decoding on 1,000 fresh strings: a string counts only if **every** token up to its end-of-sequence is
+# right (sequence accuracy).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (float32: the last digit of the accuracy may differ across CPUs; the assertion holds with a margin)
+test = reversal_task(1000, length=L, min_length=L // 2, seed=12345)
+tokens, cross = model.greedy_decode(test.src, test.src_pad, steps=test.tgt_out.shape[1])
+right = (tokens == test.tgt_out) | (test.tgt_out == PAD)
+seq_acc = right.all(axis=1).mean()
+print(f"sequence accuracy {seq_acc:.3f}, token accuracy {right[test.tgt_out != PAD].mean():.4f}")
+assert seq_acc >= 0.95
+
+# %% [markdown]
+# The **cross-attention** of the last decoder layer (averaged over its 4 heads): rows are output steps, columns
+# source positions. Output step $i$ looks mostly at source position $l - 1 - i$ — the anti-diagonal of lesson
+# 03, found here without any recurrence (not a perfect permutation: the first decoder layer's cross-attention
+# does part of the routing). Padding columns get exactly zero weight (the key padding mask), and the final row
+# (predicting end-of-sequence) looks wherever it likes.
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+for ax, i in zip(axes, (0, 1, 2)):
+    n = test.lengths[i]
+    src_digits = [str(d - 3) for d in test.src[i, :n]]
+    out_digits = [str(d - 3) if d > 2 else "<eos>" for d in tokens[i, : n + 1]]
+    viz.heatmap(cross[i, : n + 1, :n], xlabels=src_digits, ylabels=out_digits, ax=ax, colorbar=False,
+                title=f"length {n}", xlabel="source", ylabel="output")
+plt.tight_layout()
+plt.show()
+lengths = test.lengths
+anti = np.mean([cross[i, np.arange(n), n - 1 - np.arange(n)].mean() for i, n in enumerate(lengths)])
+hits = np.mean(np.concatenate([cross[i, :n].argmax(-1) == n - 1 - np.arange(n) for i, n in enumerate(lengths)]))
+uniform = np.mean(1 / lengths)
+pad_weight = cross[np.broadcast_to(test.src_pad[:, None, :], cross.shape)].max()
+print(f"mean weight on the anti-diagonal {anti:.2f} (uniform attention: {uniform:.2f}); the largest weight is on it "
+      f"in {hits:.0%} of the rows; largest weight on padding {pad_weight:.1e}")
+assert anti > 2.5 * uniform and hits > 0.7 and pad_weight == 0.0
+
+# %% [markdown]
+# ## 3. A decoder-only language model: `nn.GPT`
+#
+# Drop the encoder and the cross-attention: a stack of pre-LN blocks with **causal** self-attention reads a
+# sequence of tokens and predicts, at every position, the next token. `nn.GPT` follows Karpathy's nanoGPT —
+# its names (`transformer.wte`, `transformer.h.0.attn.c_attn`, `lm_head`), its initialisation (weights
+# $N(0, 0.02^2)$, the projections into the residual stream scaled by $1/\sqrt{2L}$), and **weight tying**: the
+# output layer's matrix *is* the token embedding, one `Parameter` under two names.
+
+# %%
+cfg = nn.GPTConfig(vocab_size=27, block_size=32, n_layer=2, n_head=2, n_embd=32, bias=False)
+gpt = nn.GPT(cfg, rng=np.random.default_rng(0))
+print(gpt)
+print("tied:", gpt.lm_head.weight is gpt.transformer.wte.weight,
+      "| parameters:", gpt.num_parameters(), "| state_dict entries:", len(gpt.state_dict()))
+assert gpt.lm_head.weight is gpt.transformer.wte.weight
+
+# %% [markdown]
+# **Causality.** Position $t$'s logits may depend on tokens $0 \dots t$ only. Change every token after
+# position 9 and the logits of positions 0–9 must not move — not even in the last bit, since a masked key gets
+# exactly zero weight:
+
+# %%
+idx = np.random.default_rng(3).integers(0, 27, size=(2, 20))
+changed = idx.copy()
+changed[:, 10:] = (changed[:, 10:] + 1) % 27
+a, _ = gpt(idx)
+b, _ = gpt(changed)
+print("positions 0-9, largest change:", np.abs(a.data[:, :10] - b.data[:, :10]).max())
+print("positions 10-19, largest change:", np.abs(a.data[:, 10:] - b.data[:, 10:]).max().round(3))
+assert np.array_equal(a.data[:, :10], b.data[:, :10]) and np.abs(a.data[:, 10:] - b.data[:, 10:]).max() > 1e-3
+
+# %% [markdown]
+# ### Generation with a key/value cache
+#
+# Sampling appends one token at a time. Re-running the whole prefix for each new token costs $O(n^2)$ per
+# token in attention (and $O(n)$ in everything else); but the keys and values of the old positions never
+# change, so each block can **cache** them and compute only the new position: one query against $n$ cached
+# keys. The new query is the *last* position, so the causal mask is aligned to the **bottom-right** corner —
+# `causal_mask(T_new, T, offset=T - T_new)` from lesson 05 (`nn.cached_attention`, Exercise 9.2).
+#
+# The cached step must give the same logits as the full forward's last position, and generation with and
+# without the cache the same tokens (the same random draws go through `next_token_probs`, Exercise 9.3:
+# temperature, top-k, softmax). Past `block_size` the learned positions slide with the window, so both paths
+# crop the context to the last `block_size` tokens (as nanoGPT does).
+
+# %%
+full, _ = gpt(idx)
+logits, cache = gpt.forward_cached(idx[:, :12])  # "prefill" 12 positions
+steps_err = [np.abs(logits.data - full.data[:, 11]).max()]
+for t in range(12, 20):  # then one position at a time
+    logits, cache = gpt.forward_cached(idx[:, t : t + 1], cache)
+    steps_err.append(np.abs(logits.data - full.data[:, t]).max())
+print(f"cached steps vs the full forward: largest difference {max(steps_err):.1e}")
+assert max(steps_err) < 1e-5
+prompt = idx[:, :4]
+with_cache = gpt.generate(prompt, 60, temperature=1.0, top_k=10, rng=np.random.default_rng(7))
+without = gpt.generate(prompt, 60, temperature=1.0, top_k=10, rng=np.random.default_rng(7), use_cache=False)
+print("identical tokens with and without the cache:", np.array_equal(with_cache, without), with_cache.shape)
+assert np.array_equal(with_cache, without)
+
+# %% [markdown]
+# What the cache buys. Continuing a 200-token context by 50 tokens, the uncached path recomputes every position
+# of the (growing) context for each token: $200 + 201 + \dots + 249 = 11{,}225$ positions, against
+# $200 + 49 = 249$ with the cache. The wall-clock gain is smaller than that ratio because a one-position step
+# is dominated by Python's fixed cost per operation (about 40 autograd ops per block), not by arithmetic.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (timings vary from run to run and across CPUs; the assertion holds with a margin)
+long_gpt = nn.GPT(nn.GPTConfig(vocab_size=27, block_size=256, n_layer=2, n_head=2, n_embd=64, bias=False),
+                  rng=np.random.default_rng(0))
+context = np.random.default_rng(4).integers(0, 27, size=(1, 200))
+times = {}
+for use_cache in (True, False):
+    t = time.perf_counter()
+    out = long_gpt.generate(context, 50, rng=np.random.default_rng(0), use_cache=use_cache)
+    times[use_cache] = (time.perf_counter() - t) / 50
+print(f"per token: with cache {1e3 * times[True]:.2f} ms, without {1e3 * times[False]:.2f} ms "
+      f"({times[False] / times[True]:.1f}x)")
+assert times[False] > 2 * times[True]
+
+# %% [markdown]
+# ## 4. A character-level language model
+#
+# The capstone trains nanoGPT's CPU "baby" configuration (4 layers, 4 heads, 128 wide, block 64, batch 12,
+# 2,000 iterations) on tiny Shakespeare from the command line:
+#
+# ```bash
+# python -m minitorch_attn train-char --data PATH/TO/tinyshakespeare.txt --preset baby --out out/char
+# python -m minitorch_attn sample --checkpoint out/char/ckpt.npz --prompt "ROMEO:" --tokens 300
+# ```
+#
+# (`--data` may be left out when `$MTA_DATA` names the file or it sits at `../shared/data/tinyshakespeare.txt`
+# next to the project.) The corpus is character-level: the vocabulary is the sorted set of characters, the
+# first 90% of the text is the training split and the last 10% validation, batches are random windows
+# (`data.text`, as nanoGPT's `shakespeare_char`). Checkpoints are `.npz` files with the config, the optimizer
+# state and the data generator, so `--resume` continues exactly.
+#
+# Here, a small demonstration that runs in seconds: a 2-layer model on the first 30,000 characters.
+
+# %%
+if DEFAULT_CORPUS.is_file():
+    text = DEFAULT_CORPUS.read_text(encoding="utf-8")[:30_000]
+else:  # a stand-in, so that the lesson runs without the file (its numbers then differ from the stored ones)
+    text = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n" * 300)[:30_000]
+corpus = char_corpus(text)
+print(f"{len(text):,} characters, vocabulary {corpus.vocab_size}: {''.join(corpus.chars)!r}")
+print(f"train {len(corpus.train_data):,} / val {len(corpus.val_data):,} characters")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (float32 training: losses, the progress bar and the sample vary across CPUs)
+char_cfg = nn.GPTConfig(vocab_size=corpus.vocab_size, block_size=32, n_layer=2, n_head=4, n_embd=64, bias=False)
+lm = nn.GPT(char_cfg, rng=np.random.default_rng(1337))
+B, T, STEPS_LM = 16, 32, 200
+
+
+def val_loss(m):
+    r = np.random.default_rng(0)
+    return {"val_loss": float(np.mean([m(*corpus.get_batch("val", 32, T, r))[1].item() for _ in range(4)]))}
+
+
+lm_hist = train_loop(lm, lambda r: corpus.get_batch("train", B, T, r), lambda m, b: m(*b)[1],
+                     lm.configure_optimizers(0.1, 3e-3, (0.9, 0.99)), STEPS_LM, warmup_steps=20, min_lr=3e-4,
+                     eval_fn=val_loss, eval_interval=100, seed=1337, tokens_per_step=B * T, desc="char-LM")
+first_val, last_val = lm_hist["eval"][0]["val_loss"], lm_hist["eval"][-1]["val_loss"]
+print(f"val loss {first_val:.3f} (ln {corpus.vocab_size} = {np.log(corpus.vocab_size):.3f}) -> {last_val:.3f}")
+prompt = corpus.encode("\n")[None, :]
+print(corpus.decode(lm.generate(prompt, 200, temperature=0.8, top_k=20, rng=np.random.default_rng(0))[0]))
+assert abs(first_val - np.log(corpus.vocab_size)) < 0.3 and last_val < first_val - 1.2
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (wall time of the whole lesson: varies with the machine)
+print(f"lesson ran in {time.perf_counter() - T0:.1f} s")
