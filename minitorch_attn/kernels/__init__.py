@@ -5,7 +5,9 @@
 
 Backends: "naive" (alias "reference": materialises the scores, the oracle), "tiled" (FlashAttention-2 in
 readable NumPy, the lesson's pseudocode), "numba" (the same algorithm compiled and parallel; Numba is
-imported only when this backend is first used, so `import minitorch_attn` stays fast).
+imported only when this backend is first used, so `import minitorch_attn` stays fast), "cuda-cpu" (the
+CUDA C kernel `kernels/cuda/flash_fwd.cu` compiled with g++ and run on the CPU harness, float32; forward
+only for now).
 Shapes, masks and the fully-masked-row convention: `minitorch_attn.kernels.common`.
 """
 
@@ -15,7 +17,7 @@ from .online import merge_normalisers, online_normaliser, online_softmax
 from .reference import attention_backward, attention_forward
 from .tiled import flash_backward_tiled, flash_forward_tiled, online_softmax_tile_step
 
-BACKENDS = ("naive", "reference", "tiled", "numba")
+BACKENDS = ("naive", "reference", "tiled", "numba", "cuda-cpu")
 
 
 def _backend(name: str):
@@ -28,6 +30,10 @@ def _backend(name: str):
         from .numba_backend import flash_backward_numba, flash_forward_numba  # lazy: compiling costs
 
         return flash_forward_numba, flash_backward_numba
+    if name == "cuda-cpu":
+        from .cuda.forward import flash_backward_cuda_cpu, flash_forward_cuda_cpu  # lazy: compiles with g++
+
+        return flash_forward_cuda_cpu, flash_backward_cuda_cpu
     raise ValueError(f"unknown attention backend {name!r}; choose one of {', '.join(map(repr, BACKENDS))}")
 
 

@@ -1,0 +1,109 @@
+"""Compile every kernels/cuda/*.cu with NVRTC exactly as CuPy does, for sm_80 and sm_90, and check resources.
+
+    python -m minitorch_attn.kernels.cuda.compile_check        # prints the table; exit status 1 on a problem
+
+Options: CuPy's (`--std=c++17 -ftz=true --device-as-default-execution-space`) plus `-arch=sm_XX` and
+`--ptxas-options=-v`, whose report gives registers, stack frame, spills and static shared memory per kernel.
+Fails on: a compile error, any spill store or load, a nonzero stack frame (per-thread arrays that went to
+local memory, e.g. a loop over `acc[]` that was not unrolled), or more than REGISTER_BUDGET registers.
+No GPU needed: NVRTC is a library (see nvrtc.py). Dynamic shared memory is set at launch; the table shows
+what the launcher asks for at the largest head dim (d = dv = 128).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from . import KERNEL_SOURCES
+from .forward import MAX_HEAD_DIM, forward_launch_config
+from .nvrtc import NvrtcError, compile_cubin, version
+
+ARCHS = ("sm_80", "sm_90")
+# 64 registers x 128 threads per block: up to 8 blocks (32 warps, half of the 64 an SM can hold) per SM
+# on sm_80 / sm_90, register-wise. Above it occupancy drops; raise the budget only on purpose.
+REGISTER_BUDGET = 64
+
+_ENTRY_RE = re.compile(r"Compiling entry function '(\w+)' for '(\w+)'")
+_FRAME_RE = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+_REGS_RE = re.compile(r"Used (\d+) registers")
+_SMEM_RE = re.compile(r"(\d+) bytes smem")
+
+# Dynamic shared memory each kernel is launched with at d = dv = MAX_HEAD_DIM (bytes).
+DYNAMIC_SHARED = {"flash_fwd": forward_launch_config(1, 1, 1, MAX_HEAD_DIM, MAX_HEAD_DIM)[2]}
+
+
+def parse_ptxas_log(log: str) -> list[dict]:
+    """One dict per kernel in a `--ptxas-options=-v` log: name, arch, registers, stack, spills, smem."""
+    rows = []
+    for block in re.split(r"(?=ptxas info\s+: Compiling entry function)", log):
+        entry = _ENTRY_RE.search(block)
+        if not entry:
+            continue
+        frame, regs, smem = _FRAME_RE.search(block), _REGS_RE.search(block), _SMEM_RE.search(block)
+        rows.append({
+            "kernel": entry.group(1), "arch": entry.group(2),
+            "registers": int(regs.group(1)) if regs else -1,
+            "stack": int(frame.group(1)) if frame else -1,
+            "spill_stores": int(frame.group(2)) if frame else -1,
+            "spill_loads": int(frame.group(3)) if frame else -1,
+            "static_smem": int(smem.group(1)) if smem else 0,
+        })
+    return rows
+
+
+def check(sources=None, archs=ARCHS, register_budget=REGISTER_BUDGET) -> tuple[list[dict], list[str]]:
+    """Compile each source for each arch; return (resource rows, problems). No problems = pass."""
+    rows, problems = [], []
+    for path in sources if sources is not None else KERNEL_SOURCES:
+        path = Path(path)
+        for arch in archs:
+            try:
+                _, log = compile_cubin(path.read_text(), path.name, arch, ["--ptxas-options=-v"])
+            except NvrtcError as error:
+                problems.append(f"{path.name} [{arch}]: {error}")
+                continue
+            found = parse_ptxas_log(log)
+            if not found:
+                problems.append(f"{path.name} [{arch}]: no kernel in the ptxas report:\n{log}")
+            for row in found:
+                row["file"] = path.name
+                rows.append(row)
+                where = f"{path.name}:{row['kernel']} [{arch}]"
+                if row["registers"] < 0 or row["stack"] < 0:
+                    problems.append(f"{where}: could not read the ptxas report:\n{log}")
+                if row["spill_stores"] or row["spill_loads"]:
+                    problems.append(f"{where}: spills {row['spill_stores']} B stores / {row['spill_loads']} B loads")
+                if row["stack"]:
+                    problems.append(f"{where}: {row['stack']} B stack frame (a per-thread array in local memory?)")
+                if row["registers"] > register_budget:
+                    problems.append(f"{where}: {row['registers']} registers > budget {register_budget}")
+    return rows, problems
+
+
+def format_table(rows: list[dict]) -> str:
+    head = ("file", "kernel", "arch", "registers", "stack B", "spill st B", "spill ld B", "static smem B",
+            f"dyn smem B (d={MAX_HEAD_DIM})")
+    body = [(r["file"], r["kernel"], r["arch"], r["registers"], r["stack"], r["spill_stores"], r["spill_loads"],
+             r["static_smem"], DYNAMIC_SHARED.get(r["kernel"], "?")) for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in (head, *body)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    major, minor = version()
+    print(f"NVRTC {major}.{minor}; options as CuPy: --std=c++17 -ftz=true --device-as-default-execution-space "
+          f"-arch=<{', '.join(ARCHS)}> --ptxas-options=-v; register budget {REGISTER_BUDGET}")
+    rows, problems = check()
+    print(format_table(rows))
+    for problem in problems:
+        print("FAIL:", problem)
+    print("compile check:", "FAILED" if problems else "passed")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
