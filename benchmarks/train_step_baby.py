@@ -4,14 +4,23 @@ vocab 65) in our engine and in the same model written in torch, each in its own 
     python benchmarks/train_step_baby.py                    # default BLAS/torch threads
     python benchmarks/train_step_baby.py --threads 1        # one thread for both (fairer on a busy machine)
     python benchmarks/train_step_baby.py --profile          # cProfile of our step, top entries by own time
+    python benchmarks/train_step_baby.py --threads 1 --repeats 3   # interleaved ours/torch, best of 3 each
+    python benchmarks/train_step_baby.py --threads 1 --full        # the whole capstone in both engines
 
 A step is: forward + loss, zero_grad, backward, clip the gradient norm to 1, AdamW step (nanoGPT's two
 parameter groups). Batches are random tokens (the data do not change the cost). Not a test.
+
+`--full` runs the capstone (`train-char --preset baby`: tiny Shakespeare, 2000 iterations, nanoGPT's
+schedule, evaluations every 250 steps) in our engine and in torch, one after the other in separate processes,
+from the SAME initial weights (ours, copied into the torch model) and the same batches (the loop's generator,
+seed 1337), and prints the wall time per step of each (evaluations included, as nanoGPT's timing), the ratio,
+and both final val losses (mean over 200 batches per split). About 3 + 2 minutes on one thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -59,48 +68,74 @@ def ours(steps: int, profile: bool) -> tuple[float, str]:
             step()
         pr.disable()
         buf = io.StringIO()
-        pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(15)
+        pstats.Stats(pr, stream=buf).sort_stats("tottime").print_stats(25)
         report = "cProfile of 10 steps of ours, by own time:\n" + buf.getvalue()
     return ms, report
 
 
-def torch_step(steps: int) -> float:
-    import numpy as np
+def _torch_gpt(vocab: int = V):
+    """The baby GPT in torch with nanoGPT's module names (so our state_dict loads with load_state_dict)."""
     import torch
     import torch.nn as tnn
     from torch.nn import functional as TF
 
     torch.manual_seed(0)
 
+    class Attn(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_attn, self.c_proj = tnn.Linear(C, 3 * C, bias=False), tnn.Linear(C, C, bias=False)
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = self.c_attn(x).split(C, dim=2)
+            q, k, v = (z.view(b, t, H, C // H).transpose(1, 2) for z in (q, k, v))
+            y = TF.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(b, t, C)
+            return self.c_proj(y)
+
+    class MLP(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c_fc, self.c_proj = tnn.Linear(C, 4 * C, bias=False), tnn.Linear(4 * C, C, bias=False)
+
+        def forward(self, x):
+            return self.c_proj(TF.gelu(self.c_fc(x)))
+
     class Block(tnn.Module):
         def __init__(self):
             super().__init__()
             self.ln_1, self.ln_2 = tnn.LayerNorm(C, bias=False), tnn.LayerNorm(C, bias=False)
-            self.c_attn, self.c_proj = tnn.Linear(C, 3 * C, bias=False), tnn.Linear(C, C, bias=False)
-            self.c_fc, self.mlp_proj = tnn.Linear(C, 4 * C, bias=False), tnn.Linear(4 * C, C, bias=False)
+            self.attn, self.mlp = Attn(), MLP()
 
         def forward(self, x):
-            q, k, v = self.c_attn(self.ln_1(x)).split(C, dim=2)
-            q, k, v = (t.view(B, T, H, C // H).transpose(1, 2) for t in (q, k, v))
-            y = TF.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(B, T, C)
-            x = x + self.c_proj(y)
-            return x + self.mlp_proj(TF.gelu(self.c_fc(self.ln_2(x))))
+            x = x + self.attn(self.ln_1(x))
+            return x + self.mlp(self.ln_2(x))
 
     class GPT(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.wte, self.wpe = tnn.Embedding(V, C), tnn.Embedding(T, C)
-            self.h = tnn.ModuleList([Block() for _ in range(L)])
-            self.ln_f, self.lm_head = tnn.LayerNorm(C, bias=False), tnn.Linear(C, V, bias=False)
-            self.wte.weight = self.lm_head.weight
+            self.transformer = tnn.ModuleDict(dict(
+                wte=tnn.Embedding(vocab, C), wpe=tnn.Embedding(T, C),
+                h=tnn.ModuleList([Block() for _ in range(L)]), ln_f=tnn.LayerNorm(C, bias=False)))
+            self.lm_head = tnn.Linear(C, vocab, bias=False)
+            self.transformer.wte.weight = self.lm_head.weight
 
         def forward(self, idx, y):
-            x = self.wte(idx) + self.wpe(torch.arange(T))
-            for b in self.h:
+            tr = self.transformer
+            x = tr.wte(idx) + tr.wpe(torch.arange(idx.shape[1]))
+            for b in tr.h:
                 x = b(x)
-            return TF.cross_entropy(self.lm_head(self.ln_f(x)).view(-1, V), y.view(-1))
+            logits = self.lm_head(tr.ln_f(x))
+            return TF.cross_entropy(logits.view(-1, logits.shape[-1]), y.reshape(-1), ignore_index=-1)
 
-    model = GPT()
+    return GPT()
+
+
+def torch_step(steps: int) -> float:
+    import numpy as np
+    import torch
+
+    model = _torch_gpt()
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}],
@@ -123,13 +158,94 @@ def torch_step(steps: int) -> float:
     return 1000 * (time.perf_counter() - t) / steps
 
 
+def full_run(engine: str, seed: int = 1337, data: str | None = None) -> dict:
+    """The capstone in one engine: {"seconds", "steps", "val_loss", "train_loss"} (see the module docstring)."""
+    import tempfile
+
+    if engine == "ours":
+        from minitorch_attn.train import train_char
+
+        with tempfile.TemporaryDirectory() as out:
+            hist = train_char(data, "baby", out=out, seed=seed, progress=False)
+        return {"seconds": hist["seconds"], "steps": hist["step"], **{k: v for k, v in hist["eval"][-1].items()
+                                                                     if k != "step"}}
+    import types
+
+    import numpy as np
+    import torch
+
+    from minitorch_attn.data.text import load_char_corpus
+    from minitorch_attn.train import PRESETS, NanoGPTSchedule, build_char_model
+
+    spec = PRESETS["baby"]
+    tc = spec["train"]
+    corpus = load_char_corpus(data)
+    ours_model, cfg = build_char_model(corpus.chars, spec, seed)  # the same initial weights as ours
+    model = _torch_gpt(corpus.vocab_size)
+    model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours_model.state_dict().items()})
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc["weight_decay"]},
+                             {"params": no_decay, "weight_decay": 0.0}],
+                            lr=tc["learning_rate"], betas=(tc["beta1"], tc["beta2"]), eps=1e-8)
+    sched = NanoGPTSchedule(types.SimpleNamespace(lr=tc["learning_rate"]), tc["warmup_iters"],
+                            tc["lr_decay_iters"], tc["min_lr"])
+    bsz, blk, steps = tc["batch_size"], cfg.block_size, tc["max_iters"]
+
+    def estimate(n):  # as minitorch_attn.train.estimate_loss: the same n batches (seed 0) of each split
+        model.eval()
+        out = {}
+        with torch.no_grad():
+            for split in ("train", "val"):
+                r = np.random.default_rng(0)
+                out[f"{split}_loss"] = float(np.mean([
+                    model(*(torch.from_numpy(a) for a in corpus.get_batch(split, bsz, blk, r))).item()
+                    for _ in range(n)]))
+        model.train()
+        return out
+
+    rng = np.random.default_rng(seed)  # the loop's generator: the same batches as train_loop draws
+    start = time.perf_counter()
+    for it in range(steps):
+        if it % tc["eval_interval"] == 0:
+            estimate(tc["eval_iters"])
+        for g in opt.param_groups:
+            g["lr"] = sched.get_lr(it)
+        x, y = (torch.from_numpy(a) for a in corpus.get_batch("train", bsz, blk, rng))
+        loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), tc["grad_clip"])
+        opt.step()
+    final = estimate(tc.get("final_eval_iters", tc["eval_iters"]))
+    return {"seconds": time.perf_counter() - start, "steps": steps, **final}
+
+
+def _child(engine: str, a, env) -> list[str]:
+    cmd = [sys.executable, __file__, "--engine", engine, "--steps", str(a.steps)]
+    cmd += ["--threads", str(a.threads)] if a.threads else []
+    cmd += ["--full"] if a.full else []
+    cmd += ["--profile"] if a.profile and engine == "ours" else []
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--threads", type=int, help="OMP/OpenBLAS/MKL threads (and torch.set_num_threads) for both")
     p.add_argument("--profile", action="store_true")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="run ours and torch this many times, interleaved, and keep each one's best")
+    p.add_argument("--full", action="store_true", help="the whole capstone (2000 steps) in both engines")
     p.add_argument("--engine", choices=("ours", "torch"), help=argparse.SUPPRESS)  # the child processes
     a = p.parse_args()
+    if a.engine and a.full:
+        if a.threads and a.engine == "torch":
+            import torch
+
+            torch.set_num_threads(a.threads)
+        print(json.dumps(full_run(a.engine)))
+        return 0
     if a.engine == "ours":
         ms, report = ours(a.steps, a.profile)
         print(f"{ms:.2f}\n{report}")
@@ -144,17 +260,29 @@ def main() -> int:
     env = dict(os.environ)
     if a.threads:
         env.update({k: str(a.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
-    results = {}
-    for engine in ("ours", "torch"):
-        cmd = [sys.executable, __file__, "--engine", engine, "--steps", str(a.steps)]
-        cmd += ["--threads", str(a.threads)] if a.threads else []
-        cmd += ["--profile"] if a.profile and engine == "ours" else []
-        out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()
-        results[engine] = float(out[0])
-        if len(out) > 1:
-            print("\n".join(out[1:]))
-    print(f"baby GPT training step (B={B}, T={T}), threads={a.threads or 'default'}: ours {results['ours']:.1f} ms, "
-          f"torch {results['torch']:.1f} ms, ratio {results['ours'] / results['torch']:.2f}x")
+    threads = a.threads or "default"
+    if a.full:
+        runs = {engine: json.loads(_child(engine, a, env)[-1]) for engine in ("ours", "torch")}
+        ms = {e: 1000 * r["seconds"] / r["steps"] for e, r in runs.items()}
+        for e, r in runs.items():
+            print(f"{e:>5}: {r['steps']} steps in {r['seconds']:.1f} s ({ms[e]:.1f} ms/step, evaluations "
+                  f"included); final train loss {r['train_loss']:.5f}, val loss {r['val_loss']:.5f}")
+        print(f"capstone (baby, tiny Shakespeare), threads={threads}: wall time per step ours/torch "
+              f"{ms['ours'] / ms['torch']:.2f}x; final val loss ours {runs['ours']['val_loss']:.5f}, "
+              f"torch {runs['torch']['val_loss']:.5f}")
+        return 0
+    results: dict = {"ours": [], "torch": []}
+    for _ in range(max(1, a.repeats)):  # interleaved, so both see the same machine load
+        for engine in ("ours", "torch"):
+            out = _child(engine, a, env)
+            results[engine].append(float(out[0]))
+            if len(out) > 1:
+                print("\n".join(out[1:]))
+    best = {e: min(v) for e, v in results.items()}
+    print(f"baby GPT training step (B={B}, T={T}), threads={threads}, best of {max(1, a.repeats)}: "
+          f"ours {best['ours']:.1f} ms, torch {best['torch']:.1f} ms, ratio {best['ours'] / best['torch']:.2f}x "
+          f"(all runs: ours {', '.join(f'{v:.1f}' for v in results['ours'])}; "
+          f"torch {', '.join(f'{v:.1f}' for v in results['torch'])})")
     return 0
 
 

@@ -141,6 +141,9 @@ def linear(x, weight, bias=None) -> Tensor:
     if x.shape[-1] != weight.shape[-1]:
         raise ValueError(f"linear: input of shape {x.shape} has {x.shape[-1]} features; weight of shape "
                          f"{weight.shape} expects {weight.shape[-1]}")
+    if x.ndim >= 1 and weight.ndim == 2 and (bias is None or bias.ndim == 1):
+        # one GEMM over all leading axes (fused.Linear); matmul + transpose + add is the same in exact arithmetic
+        return fused.Linear.apply(x, weight) if bias is None else fused.Linear.apply(x, weight, bias)
     out = ops.matmul(x, weight.transpose(0, 1))
     return out + bias if bias is not None else out
 

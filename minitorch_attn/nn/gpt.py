@@ -150,10 +150,15 @@ class CausalSelfAttention(Module):
     def forward(self, x, past=None):
         """x (B, T, n) -> (y (B, T, n), (k, v) the keys and values of every position so far)."""
         n = self.n_embd
-        qkv = self.c_attn(x)
-        q, k, v = (split_heads(qkv[..., i * n : (i + 1) * n], self.n_head) for i in range(3))
-        if past is None and self.training and self.dropout > 0:  # attention dropout, as nanoGPT
-            y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout, is_causal=True, rng=self.rng)
+        # c_attn(x) split into q, k, v, computed as three products with the weight's row blocks: the same
+        # numbers, but slicing the small (3n, n) weight instead of the (B, T, 3n) output makes the backward
+        # scatter into a (3n, n) gradient instead of zero-filling and strided-adding three (B, T, 3n) buffers
+        w, b = self.c_attn.weight, self.c_attn.bias
+        q, k, v = (split_heads(F.linear(x, w[i * n : (i + 1) * n], None if b is None else b[i * n : (i + 1) * n]),
+                               self.n_head) for i in range(3))
+        if past is None:  # no cache: is_causal lets "auto" pick its fastest causal path (no mask array)
+            p = self.dropout if self.training else 0.0  # attention dropout, as nanoGPT
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, rng=self.rng)
             present = (k, v)
         else:
             y, present = cached_attention(q, k, v, past)

@@ -1,0 +1,126 @@
+"""Exact GELU for float32 arrays in one Numba pass (used by `fused.GELU` when Numba is installed).
+
+scipy.special.erf costs ~13 ns per float32 element (a scalar cephes call); GELU on the baby GPT's (12, 64, 512)
+activations took ~5 ms per call, a quarter of a training step. Here erf(u), u = x/√2, is evaluated in float64
+from two fitted polynomials (relative error < 1e-8 against scipy's float64 erf, far below float32's 6e-8
+half-ulp) that the compiler vectorises:
+
+    |u| < 1:   erf(u) = u · P(u²)                      P of degree 6 (Taylor-like, keeps relative accuracy at 0)
+    |u| >= 1:  erf(u) = sign(u) · (1 - e^(-u²) · R(1/|u|))   R ≈ erfcx(|u|) = e^(u²) erfc(|u|), degree 14 on
+                                                        1/|u| in [0, 1] (relative error < 1e-8, so Φ(x) for
+                                                        x << 0 is computed as e^(-u²) R / 2, without cancellation)
+
+with e^(-u²) = exp(-x²/2) computed once by NumPy's SIMD float32 exp and kept for the backward, where it is
+the normal pdf times √(2π). Coefficients: least-squares fits (Chebyshev nodes, relative weights) to
+scipy.special.erf / erfcx; `tests/test_functional.py` checks the result against scipy.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_A = (1.1283791656913833, -0.3761262557207304, 0.1128358227754028, -0.02685369186360695,
+      0.005188099769039263, -0.0008008193333468389, 7.847262424055094e-05)
+_B = (4.563532926237909e-16, 0.5641895791371432, 1.7654817974040447e-06, -0.28221302517328806,
+      0.0031194475312236133, 0.3804285886448681, 0.34479470800051604, -2.793903759398519,
+      5.428273559363968, -5.611252522354112, 2.961661347149582, -0.08458900403559264,
+      -0.8915666906917712, 0.5036093547747179, -0.09496977390383617)
+A0, A1, A2, A3, A4, A5, A6 = _A
+B0, B1, B2, B3, B4, B5, B6, B7, B8, B9, B10, B11, B12, B13, B14 = _B
+INV_SQRT2 = 1.0 / math.sqrt(2.0)
+INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+@njit(cache=True, fastmath=True, boundscheck=False)
+def _erf_from_exp(x, e):
+    """erf(x/√2) (float64) for flat float32 arrays x and e = exp(-x²/2)."""
+    out = np.empty(x.size, dtype=np.float64)
+    for i in range(x.size):
+        xi = np.float64(x[i])
+        u = abs(xi) * INV_SQRT2
+        s = u * u
+        p = ((((((A6 * s + A5) * s + A4) * s + A3) * s + A2) * s + A1) * s + A0) * u
+        t = 1.0 / max(u, 1.0)
+        r = B14
+        r = r * t + B13
+        r = r * t + B12
+        r = r * t + B11
+        r = r * t + B10
+        r = r * t + B9
+        r = r * t + B8
+        r = r * t + B7
+        r = r * t + B6
+        r = r * t + B5
+        r = r * t + B4
+        r = r * t + B3
+        r = r * t + B2
+        r = r * t + B1
+        r = r * t + B0
+        q = 1.0 - np.float64(e[i]) * r
+        v = p if u < 1.0 else q
+        out[i] = -v if xi < 0.0 else v
+    return out
+
+
+@njit(cache=True, fastmath=True, boundscheck=False)
+def _gelu_forward(x, e, out, cdf):
+    """cdf = Φ(x), out = x·Φ(x) (float32), flat arrays; e = exp(-x²/2)."""
+    for i in range(x.size):
+        xi = np.float64(x[i])
+        u = abs(xi) * INV_SQRT2
+        s = u * u
+        p = ((((((A6 * s + A5) * s + A4) * s + A3) * s + A2) * s + A1) * s + A0) * u
+        t = 1.0 / max(u, 1.0)
+        r = B14
+        r = r * t + B13
+        r = r * t + B12
+        r = r * t + B11
+        r = r * t + B10
+        r = r * t + B9
+        r = r * t + B8
+        r = r * t + B7
+        r = r * t + B6
+        r = r * t + B5
+        r = r * t + B4
+        r = r * t + B3
+        r = r * t + B2
+        r = r * t + B1
+        r = r * t + B0
+        tail = 0.5 * np.float64(e[i]) * r  # Φ(-|x|) = erfc(u)/2 directly, no cancellation for x << 0
+        head = 0.5 * p
+        c = (0.5 + head if xi >= 0.0 else 0.5 - head) if u < 1.0 else (1.0 - tail if xi >= 0.0 else tail)
+        cdf[i] = c
+        out[i] = xi * c
+
+
+@njit(cache=True, fastmath=True, boundscheck=False)
+def _gelu_backward(grad, x, e, cdf, dx):
+    """dx = grad · (Φ(x) + x·φ(x)), φ(x) = e/√(2π); flat arrays."""
+    for i in range(x.size):
+        dx[i] = grad[i] * (cdf[i] + x[i] * (e[i] * np.float32(INV_SQRT_2PI)))
+
+
+def erf_sqrt2(x: np.ndarray) -> np.ndarray:
+    """erf(x/√2) in float64 for a float32 array (for tests)."""
+    x = np.ascontiguousarray(x, dtype=np.float32).ravel()
+    e = np.exp(np.float32(-0.5) * x * x)
+    return _erf_from_exp(x, e)
+
+
+def gelu_forward(x: np.ndarray):
+    """(x·Φ(x), Φ(x), exp(-x²/2)) for a float32 array x, each float32 of x's shape."""
+    x = np.ascontiguousarray(x)
+    e = np.exp(np.float32(-0.5) * x * x)
+    out, cdf = np.empty_like(x), np.empty_like(x)
+    _gelu_forward(x.ravel(), e.ravel(), out.ravel(), cdf.ravel())
+    return out, cdf, e
+
+
+def gelu_backward(grad: np.ndarray, x: np.ndarray, e: np.ndarray, cdf: np.ndarray) -> np.ndarray:
+    grad = np.ascontiguousarray(grad, dtype=np.float32)
+    dx = np.empty_like(x)
+    _gelu_backward(grad.ravel(), x.ravel(), e.ravel(), cdf.ravel(), dx.ravel())
+    return dx
