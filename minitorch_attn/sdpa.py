@@ -34,9 +34,14 @@ Backends:
   `Function` whose backward is the kernel backward: memory O(N·d), never the (Nq, Nk) matrix. They support
   `is_causal`, no mask, or a boolean key-padding mask of shape (B, 1, 1, Nk) (True = may attend); not float
   masks, general boolean masks, dropout or `return_weights` (asking for those raises);
+- "cuda-cpu" and "cupy" run the CUDA C kernels of lesson 11 (`minitorch_attn/kernels/cuda/*.cu`) through the
+  same `Function`, with the same options: "cuda-cpu" on the CPU harness (slow: it is there to check the
+  kernels, and to run lesson 11 without a GPU), "cupy" on a GPU through CuPy (float32 kernels; NumPy arrays
+  are copied to the device and back on each call; without CuPy or a GPU it raises, saying why);
 - "auto" takes "numba" when it can (Numba installed, the options above, and enough work to pay for the
   kernel launch: Nq · Nk ≥ AUTO_MIN_SCORES per head, measured in benchmarks/attention_cpu.py) and "naive"
-  otherwise. Results agree to float round-off (tests/test_sdpa_backends.py).
+  otherwise; it never picks "cuda-cpu" or "cupy". Results agree to float round-off
+  (tests/test_sdpa_backends.py; the CUDA backends: tests/test_cupy_backend.py).
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from .autograd.tensor import Tensor, as_tensors
 
 __all__ = ["BACKENDS", "causal_mask", "scaled_dot_product_attention"]
 
-BACKENDS = ("auto", "naive", "tiled", "numba", "cupy")
+BACKENDS = ("auto", "naive", "tiled", "numba", "cuda-cpu", "cupy")
 
 
 def causal_mask(n_q: int, n_k: int, offset: int = 0) -> np.ndarray:
@@ -174,8 +179,6 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
     if backend not in BACKENDS:
         raise ValueError(f"scaled_dot_product_attention: unknown backend {backend!r}; "
                          f"choose one of {', '.join(map(repr, BACKENDS))}")
-    if backend == "cupy":
-        raise NotImplementedError("scaled_dot_product_attention: the 'cupy' backend is not wired in yet (lesson 11)")
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1]; got {dropout_p}")
     # arrays keep their dtype (float64 stays float64); Tensors of different float dtypes raise

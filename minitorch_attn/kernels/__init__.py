@@ -6,8 +6,9 @@
 Backends: "naive" (alias "reference": materialises the scores, the oracle), "tiled" (FlashAttention-2 in
 readable NumPy, the lesson's pseudocode), "numba" (the same algorithm compiled and parallel; Numba is
 imported only when this backend is first used, so `import minitorch_attn` stays fast), "cuda-cpu" (the
-CUDA C kernel `kernels/cuda/flash_fwd.cu` compiled with g++ and run on the CPU harness, float32; forward
-only for now).
+CUDA C kernels `kernels/cuda/flash_fwd.cu` and `flash_bwd.cu` compiled with g++ and run on the CPU harness,
+float32), "cupy" (the same CUDA C kernels on a GPU through CuPy, imported only when first used;
+`kernels.cuda.cupy_backend` also has a half-precision tensor-core forward, variant "wmma").
 Shapes, masks and the fully-masked-row convention: `minitorch_attn.kernels.common`.
 """
 
@@ -17,7 +18,7 @@ from .online import merge_normalisers, online_normaliser, online_softmax
 from .reference import attention_backward, attention_forward
 from .tiled import flash_backward_tiled, flash_forward_tiled, online_softmax_tile_step
 
-BACKENDS = ("naive", "reference", "tiled", "numba", "cuda-cpu")
+BACKENDS = ("naive", "reference", "tiled", "numba", "cuda-cpu", "cupy")
 
 
 def _backend(name: str):
@@ -31,9 +32,14 @@ def _backend(name: str):
 
         return flash_forward_numba, flash_backward_numba
     if name == "cuda-cpu":
-        from .cuda.forward import flash_backward_cuda_cpu, flash_forward_cuda_cpu  # lazy: compiles with g++
+        from .cuda.backward import flash_backward_cuda_cpu  # lazy: compiles with g++
+        from .cuda.forward import flash_forward_cuda_cpu
 
         return flash_forward_cuda_cpu, flash_backward_cuda_cpu
+    if name == "cupy":
+        from .cuda.cupy_backend import flash_backward_cupy, flash_forward_cupy  # lazy: CuPy only when used
+
+        return flash_forward_cupy, flash_backward_cupy
     raise ValueError(f"unknown attention backend {name!r}; choose one of {', '.join(map(repr, BACKENDS))}")
 
 

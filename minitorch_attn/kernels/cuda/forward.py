@@ -5,6 +5,11 @@
 The kernel computes in float32: float64 inputs are cast down and the results cast back to float64.
 Scalars are cast to numpy.int32 / numpy.float32 to match the kernel's `int` / `float` parameters (CuPy would
 pass a Python int as 8 bytes). The mapping of threads and blocks is described at the top of flash_fwd.cu.
+
+`run_flash_forward` works unchanged on NumPy arrays (the CPU harness) and on CuPy arrays (a GPU): every
+allocation and cast goes through the array module `xp` of the inputs (`array_module`), and the argument
+checks of `kernels.common` run on zero-byte NumPy stand-ins of the same shapes and dtypes (`shape_only`),
+so nothing is copied between host and device. The backward is in backward.py.
 """
 
 from __future__ import annotations
@@ -30,27 +35,51 @@ def forward_launch_config(B, H, Nq, d, dv, num_warps=NUM_WARPS):
     return grid, block, shared_mem
 
 
+def array_module(a):
+    """The array module of `a`: cupy for a CuPy array (imported only then), numpy for anything else."""
+    if type(a).__module__.partition(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def shape_only(a):
+    """A zero-byte NumPy array with the shape and dtype of `a` (NumPy or CuPy): for the argument checks."""
+    return None if a is None else np.broadcast_to(np.zeros((), a.dtype), a.shape)
+
+
+def launch(kernel, grid, block, args, shared_mem, **launch_options):
+    """Launch unless the grid is empty (Nq = 0, Nk = 0 or B * H = 0): a GPU refuses a zero-sized grid."""
+    if all(grid):
+        kernel(grid, block, args, shared_mem=shared_mem, **launch_options)
+
+
 def run_flash_forward(kernel, q, k, v, causal=False, scale=None, key_padding_mask=None, num_warps=NUM_WARPS,
-                      **launch_options):
-    """Check the arguments, launch `kernel` (a flash_fwd with CuPy's call shape) and return (o, lse)."""
-    q, k, v, scale, key_padding_mask = check_inputs(q, k, v, scale, key_padding_mask)
+                      xp=None, **launch_options):
+    """Check the arguments, launch `kernel` (a flash_fwd with CuPy's call shape) and return (o, lse).
+
+    `xp`: the array module of q, k, v (numpy or cupy); by default the one of `q`.
+    """
+    xp = array_module(q) if xp is None else xp
+    q, k, v = (xp.asarray(a) for a in (q, k, v))
+    key_padding_mask = None if key_padding_mask is None else xp.asarray(key_padding_mask)
+    _, _, _, scale, _ = check_inputs(*map(shape_only, (q, k, v)), scale, shape_only(key_padding_mask))
     B, H, Nq, d = q.shape
     Nk, dv = v.shape[2], v.shape[3]
     if d > MAX_HEAD_DIM or dv > MAX_HEAD_DIM:
         raise ValueError(f"flash_fwd.cu supports head dims up to {MAX_HEAD_DIM}; got d = {d}, dv = {dv}")
     dtype = q.dtype
-    q32, k32, v32 = (np.ascontiguousarray(a, np.float32).reshape(B * H, a.shape[2], a.shape[3])
+    q32, k32, v32 = (xp.ascontiguousarray(a, xp.float32).reshape(B * H, a.shape[2], a.shape[3])
                      for a in (q, k, v))
-    o = np.full((B * H, Nq, dv), np.nan, np.float32)  # NaN: a row the kernel forgets to write shows up
-    lse = np.full((B * H, Nq), np.nan, np.float32)
-    if Nq == 0:
-        return o.reshape(B, H, Nq, dv).astype(dtype), lse.reshape(B, H, Nq).astype(dtype)
+    o = xp.full((B * H, Nq, dv), xp.nan, xp.float32)  # NaN: a row the kernel forgets to write shows up
+    lse = xp.full((B * H, Nq), xp.nan, xp.float32)
     has_padding = key_padding_mask is not None
-    padding = (np.ascontiguousarray(key_padding_mask, np.uint8) if has_padding else np.zeros(1, np.uint8))
+    padding = (xp.ascontiguousarray(key_padding_mask, xp.uint8) if has_padding else xp.zeros(1, xp.uint8))
     grid, block, shared_mem = forward_launch_config(B, H, Nq, d, dv, num_warps)
     args = (q32, k32, v32, padding, o, lse, np.int32(H), np.int32(Nq), np.int32(Nk), np.int32(d),
             np.int32(dv), np.float32(scale), np.int32(bool(causal)), np.int32(has_padding))
-    kernel(grid, block, args, shared_mem=shared_mem, **launch_options)
+    launch(kernel, grid, block, args, shared_mem, **launch_options)
     return o.reshape(B, H, Nq, dv).astype(dtype, copy=False), lse.reshape(B, H, Nq).astype(dtype, copy=False)
 
 
@@ -66,8 +95,3 @@ def flash_forward_cuda_cpu(q, k, v, causal=False, scale=None, key_padding_mask=N
     """flash_fwd.cu run on the CPU harness (backend "cuda-cpu"); `seed` picks the thread schedule."""
     kernel = _cpu_module().get_function("flash_fwd")
     return run_flash_forward(kernel, q, k, v, causal, scale, key_padding_mask, num_warps, seed=seed)
-
-
-def flash_backward_cuda_cpu(q, k, v, o, lse, do, causal=False, scale=None, key_padding_mask=None):
-    raise NotImplementedError("backend 'cuda-cpu' has no backward yet: the CUDA backward kernel (dQ, dK, dV) "
-                              "is not written yet (issue 7); use backend 'numba' or 'tiled' for gradients")

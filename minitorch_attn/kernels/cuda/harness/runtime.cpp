@@ -1,12 +1,13 @@
-// The fiber scheduler behind cuda_builtins.h: runs a grid block by block, each block's threads as fibers.
-// launcher.py pastes this file, the rewritten .cu source and one trampoline per kernel into one translation
-// unit and compiles it with g++.
-#include <ucontext.h>
-
-#include <cstdio>
-#include <functional>
-#include <string>
-#include <vector>
+// The runtime behind cuda_builtins.h: the launch log (device printf, tracing), the scheduler of one mode
+// (runtime_fibers.inc, or runtime_threads.inc when compiled with -DCUDA_CPU_THREADS=1), argument description
+// and the launch trampoline. launcher.py compiles one translation unit: cuda_builtins.h, this file, the
+// rewritten .cu source and one `cpu_launch_<kernel>` / `cpu_params_<kernel>` pair per kernel.
+//
+// Rules the runtime keeps so that ThreadSanitizer judges the kernel, not the harness: in thread mode the
+// only synchronisation between CUDA threads is what CUDA promises (a block barrier orders the whole block, a
+// warp barrier the warp's lanes, the end of a block everything); logs are per CUDA thread and ordered by a
+// relaxed atomic counter, so printf and tracing add no happens-before edges between threads.
+// (System headers: at the top of cuda_builtins.h, before the CUDA macros.)
 
 thread_local dim3 threadIdx;
 thread_local dim3 blockIdx;
@@ -15,189 +16,140 @@ thread_local dim3 gridDim;
 
 namespace cuda_cpu {
 
-enum class State { Runnable, AtBlockBarrier, AtWarpBarrier, Done };
-
-struct Fiber {
-    ucontext_t context;
-    std::vector<char> stack;
-    dim3 idx;
-    int linear = 0;
-    State state = State::Runnable;
-    int shuffles = 0;  // how many shuffles this lane has done: picks the half of the exchange buffer
+// One event of a trace; mirrored by the NumPy dtype in trace.py (keep the two in step).
+struct TraceEvent {
+    int64_t seq;                // global order of the launch
+    int32_t kind;               // EventKind
+    int32_t thread;             // linear thread index in the block
+    int32_t barrier;            // kSyncthreads / kRelease: which __syncthreads (0, 1, ...); warp events: which
+                                // barrier of the warp; -1 otherwise
+    int32_t src_lane;           // shuffles: the lane read from
+    int32_t type;               // shuffles: type_code of the value
+    int32_t index;              // kPrintf: index into the launch's texts; kRelease: snapshot index
+    uint64_t sent, received;    // shuffles: the bits sent and received
 };
 
-struct Warp {
-    int size = 0;           // lanes in this warp (the last warp of a block may be partial)
-    int arrived = 0;        // lanes waiting at the warp barrier
-    unsigned long long slots[2][32] = {};
+struct Line {
+    int64_t seq;
+    bool traced;                // from the traced block: kept in the trace, not printed
+    std::string text;
 };
 
-struct Block {
-    std::vector<Fiber> fibers;
-    std::vector<Warp> warps;
-    std::vector<int> runnable;  // fiber ids that may run now
-    int at_barrier = 0;
-    int done = 0;
-    int current = -1;
-    ucontext_t scheduler;
-    std::function<void()> body;
-    std::string error;
-    std::vector<unsigned char> shared;  // dynamic shared memory + red zone
-    size_t shared_bytes = 0;
+struct ThreadLog {              // written only by the OS thread that runs this CUDA thread
+    std::vector<TraceEvent> events;
+    std::vector<Line> lines;
 };
 
-static thread_local Block* block_ = nullptr;  // the block running on this OS thread
-static const size_t kStackBytes = 256 * 1024;
-static const size_t kSharedRedZone = 256;
-static const unsigned char kPoison = 0xff;  // 0xffffffff is a NaN as float32, -1 as an int
+struct LaunchLog {
+    bool trace = false;
+    dim3 traced_block;
+    std::atomic<int64_t> seq{0};
+    std::vector<ThreadLog> threads;                       // one per CUDA thread of a block
+    std::vector<std::vector<unsigned char>> snapshots;    // dynamic shared memory at each __syncthreads
+    // Filled by merge() after the launch:
+    std::vector<TraceEvent> events;
+    std::vector<std::string> texts;                       // printf output of the traced block
+    std::vector<std::string> printed;                     // printf output of the other blocks, prefixed
 
-[[noreturn]] void fail(const char* message) {
-    if (block_->error.empty()) block_->error = message;
-    swapcontext(&block_->fibers[block_->current].context, &block_->scheduler);
-    std::abort();  // never resumed
-}
-
-static Fiber& me() { return block_->fibers[block_->current]; }
-int lane_id() { return me().linear % 32; }
-void* dynamic_shared() { return block_->shared.data(); }
-unsigned long long* warp_slot(int parity) { return block_->warps[me().linear / 32].slots[parity]; }
-int shuffle_parity() { return me().shuffles++ % 2; }
-
-static void yield_to_scheduler() { swapcontext(&me().context, &block_->scheduler); }
-
-static void make_runnable(int id) {
-    block_->fibers[id].state = State::Runnable;
-    block_->runnable.push_back(id);
-}
-
-void sync_block() {
-    Block& b = *block_;
-    me().state = State::AtBlockBarrier;
-    if (++b.at_barrier == (int)b.fibers.size()) {  // the last thread to arrive releases everyone
-        b.at_barrier = 0;
-        for (size_t id = 0; id < b.fibers.size(); ++id) make_runnable((int)id);
-    }
-    yield_to_scheduler();
-}
-
-void sync_warp(unsigned mask) {
-    Block& b = *block_;
-    Warp& w = b.warps[me().linear / 32];
-    const unsigned full = w.size == 32 ? 0xffffffffu : ((1u << w.size) - 1u);
-    if ((mask & full) != full)
-        fail("the CPU harness supports warp intrinsics only with every lane of the warp in the mask");
-    me().state = State::AtWarpBarrier;
-    if (++w.arrived == w.size) {
-        w.arrived = 0;
-        const int first = (me().linear / 32) * 32;
-        for (int id = first; id < first + w.size; ++id) make_runnable(id);
-    }
-    yield_to_scheduler();
-}
-
-static void fiber_main() {
-    block_->body();
-    Fiber& f = me();
-    f.state = State::Done;
-    block_->done++;
-    swapcontext(&f.context, &block_->scheduler);
-}
-
-static uint64_t next_random(uint64_t& s) {  // xorshift64*
-    s ^= s >> 12; s ^= s << 25; s ^= s >> 27;
-    return s * 2685821657736338717ull;
-}
-
-static std::string describe_deadlock(const Block& b) {
-    int at_block = 0, at_warp = 0;
-    for (const Fiber& f : b.fibers) {
-        at_block += f.state == State::AtBlockBarrier;
-        at_warp += f.state == State::AtWarpBarrier;
-    }
-    char text[256];
-    std::snprintf(text, sizeof text,
-                  "deadlock in block (%u, %u, %u): %d threads wait at __syncthreads, %d at a warp barrier "
-                  "(__syncwarp / shuffle), %d have returned; a barrier is skipped by some threads",
-                  blockIdx.x, blockIdx.y, blockIdx.z, at_block, at_warp, b.done);
-    return text;
-}
-
-// Run one block to completion. Returns an empty string or the error.
-static std::string run_block(Block& b, const dim3& block_idx, uint64_t& rng, bool lock_step) {
-    const int n = (int)b.fibers.size();
-    std::memset(b.shared.data(), kPoison, b.shared.size());  // poisoned: uninitialised reads give NaN
-    b.runnable.clear();
-    b.at_barrier = b.done = 0;
-    for (Warp& w : b.warps) w.arrived = 0;
-    for (int id = 0; id < n; ++id) {
-        Fiber& f = b.fibers[id];
-        f.state = State::Runnable;
-        f.shuffles = 0;
-        getcontext(&f.context);
-        f.context.uc_stack.ss_sp = f.stack.data();
-        f.context.uc_stack.ss_size = f.stack.size();
-        f.context.uc_link = nullptr;
-        makecontext(&f.context, fiber_main, 0);
-        b.runnable.push_back(id);
-    }
-    blockIdx = block_idx;
-    while (b.done < n) {
-        if (b.runnable.empty()) return describe_deadlock(b);
-        int id;
-        if (lock_step) {  // first come, first served
-            id = b.runnable.front();
-            b.runnable.erase(b.runnable.begin());
-        } else {
-            const size_t pick = next_random(rng) % b.runnable.size();
-            id = b.runnable[pick];
-            b.runnable[pick] = b.runnable.back();
-            b.runnable.pop_back();
+    void merge() {
+        events.clear(); texts.clear(); printed.clear();
+        std::vector<const Line*> lines;
+        for (ThreadLog& t : threads) {
+            for (const TraceEvent& e : t.events) events.push_back(e);
+            for (const Line& line : t.lines) lines.push_back(&line);
         }
-        b.current = id;
-        threadIdx = b.fibers[id].idx;
-        swapcontext(&b.scheduler, &b.fibers[id].context);
-        if (!b.error.empty()) return b.error;
-        if (b.at_barrier > 0 && b.at_barrier + b.done == n && b.done > 0)
-            return describe_deadlock(b);  // some threads returned while others wait at __syncthreads
+        std::sort(events.begin(), events.end(), [](const TraceEvent& a, const TraceEvent& b) { return a.seq < b.seq; });
+        for (TraceEvent& e : events)
+            if (e.kind == kPrintf) {
+                const int local = e.index;
+                e.index = (int)texts.size();
+                texts.push_back(threads[e.thread].lines[local].text);
+            }
+        std::sort(lines.begin(), lines.end(), [](const Line* a, const Line* b) { return a->seq < b->seq; });
+        for (const Line* line : lines)
+            if (!line->traced) printed.push_back(line->text);
     }
-    for (size_t i = b.shared_bytes; i < b.shared.size(); ++i)
-        if (b.shared[i] != kPoison) return "a thread wrote past the end of dynamic shared memory";
-    return "";
+};
+
+static thread_local LaunchLog* log_ = nullptr;  // the launch this OS thread works for
+static thread_local bool tracing_ = false;      // this OS thread runs (a thread of) the traced block
+static int current_thread();                    // the scheduler's linear index of the running CUDA thread
+static void set_tracing(LaunchLog* log, const dim3& block) {
+    tracing_ = log->trace && block.x == log->traced_block.x && block.y == log->traced_block.y &&
+               block.z == log->traced_block.z;
 }
 
-// Launch `body` (one CUDA thread's work) over the grid. seed 0 = lock-step order (thread 0, 1, ... at each
-// sync point), any other seed = a random order at every sync point. Returns 0 or writes the error.
-int launch(dim3 grid, dim3 block, size_t shared_bytes, uint64_t seed, std::function<void()> body,
-           char* error, size_t error_size) {
-    Block b;
-    const int n = (int)(block.x * block.y * block.z);
-    b.fibers.resize(n);
-    for (int id = 0; id < n; ++id) {
-        Fiber& f = b.fibers[id];
-        f.stack.resize(kStackBytes);
-        f.linear = id;
-        f.idx = dim3{(unsigned)(id % block.x), (unsigned)((id / block.x) % block.y),
-                     (unsigned)(id / (block.x * block.y))};
-    }
-    b.warps.resize((n + 31) / 32);
-    for (int w = 0; w < (int)b.warps.size(); ++w) b.warps[w].size = std::min(32, n - 32 * w);
-    b.shared_bytes = shared_bytes;
-    b.shared.resize(shared_bytes + kSharedRedZone);
-    b.body = std::move(body);
-    gridDim = grid;
-    blockDim = block;
-    block_ = &b;
-    uint64_t rng = seed * 0x9E3779B97F4A7C15ull + 1;
-    std::string message;
-    for (unsigned z = 0; z < grid.z && message.empty(); ++z)
-        for (unsigned y = 0; y < grid.y && message.empty(); ++y)
-            for (unsigned x = 0; x < grid.x && message.empty(); ++x)
-                message = run_block(b, dim3{x, y, z}, rng, seed == 0);
-    block_ = nullptr;
-    if (message.empty()) return 0;
-    std::snprintf(error, error_size, "%s", message.c_str());
-    return 1;
+static void record(int kind, int thread, int barrier = -1, int src_lane = -1, int type = 0,
+                   unsigned long long sent = 0, unsigned long long received = 0, int index = -1) {
+    if (!tracing_) return;
+    const int64_t seq = log_->seq.fetch_add(1, std::memory_order_relaxed);
+    log_->threads[thread].events.push_back(
+        TraceEvent{seq, kind, thread, barrier, src_lane, type, index, sent, received});
 }
+
+// The last thread to reach a __syncthreads records the release and a copy of dynamic shared memory.
+static void record_release(int thread, int barrier, const unsigned char* shared, size_t bytes) {
+    if (!tracing_) return;
+    log_->snapshots.emplace_back(shared, shared + bytes);
+    record(kRelease, thread, barrier, -1, 0, 0, 0, (int)log_->snapshots.size() - 1);
+}
+
+void trace_exchange(int kind, int src_lane, int type, unsigned long long sent, unsigned long long received) {
+    if (tracing_) record(kind, current_thread(), -1, src_lane, type, sent, received);
+}
+
+// Device printf: formatted at once, kept per CUDA thread and handed to Python after the launch (a notebook
+// shows what Python prints, not what C writes to file descriptor 1). Outside the traced block each line is
+// prefixed with the block and thread indices.
+int device_printf(const char* format, ...) {
+    char buffer[1024];
+    va_list args;
+    va_start(args, format);
+    const int n = std::vsnprintf(buffer, sizeof buffer, format, args);
+    va_end(args);
+    std::string text(buffer);
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    const int thread = current_thread();
+    ThreadLog& t = log_->threads[thread];
+    const int64_t seq = log_->seq.fetch_add(1, std::memory_order_relaxed);
+    if (tracing_) {
+        t.events.push_back(TraceEvent{seq, kPrintf, thread, -1, -1, 0, (int)t.lines.size(), 0, 0});
+        t.lines.push_back(Line{seq, true, text});
+    } else {
+        char prefix[96];
+        std::snprintf(prefix, sizeof prefix, "[block (%u, %u, %u) thread (%u, %u, %u)] ", blockIdx.x, blockIdx.y,
+                      blockIdx.z, threadIdx.x, threadIdx.y, threadIdx.z);
+        t.lines.push_back(Line{seq, false, prefix + text});
+    }
+    return n;
+}
+
+struct LaunchOptions {
+    uint64_t seed;       // fibers: 0 = lock-step order, else the random schedule's seed; threads: unused
+    double timeout;      // threads: seconds a barrier may wait while the block makes no progress
+    LaunchLog* log;
+};
+
+static const unsigned char kPoison = 0xff;  // 0xffffffff is a NaN as float32, -1 as an int
+#ifdef CUDA_CPU_SANITIZE
+static const size_t kSharedRedZone = 0;     // exact size: AddressSanitizer's own red zones see an overrun
+#else
+static const size_t kSharedRedZone = 256;   // poisoned bytes past dynamic shared memory, checked per block
+#endif
+
+static void write_error(const std::string& message, char* error, size_t error_size) {
+    std::snprintf(error, error_size, "%s", message.c_str());
+}
+
+}  // namespace cuda_cpu
+
+#ifdef CUDA_CPU_THREADS
+#include "runtime_threads.inc"
+#else
+#include "runtime_fibers.inc"
+#endif
+
+namespace cuda_cpu {
 
 // What a parameter of the kernel is: 0 = pointer, 1 = signed integer, 2 = unsigned integer, 3 = floating
 // point, 4 = something else; and its size in bytes. The launcher checks every argument against these.
@@ -222,9 +174,55 @@ void call(void (*kernel)(A...), void** args, std::index_sequence<I...>) {
 
 template <class... A>
 int launch_kernel(void (*kernel)(A...), void** args, const unsigned* grid, const unsigned* block,
-                  size_t shared_bytes, uint64_t seed, char* error, size_t error_size) {
-    return launch(dim3{grid[0], grid[1], grid[2]}, dim3{block[0], block[1], block[2]}, shared_bytes, seed,
-                  [=] { call(kernel, args, std::index_sequence_for<A...>{}); }, error, error_size);
+                  size_t shared_bytes, uint64_t seed, double timeout, void* log, char* error, size_t error_size) {
+    const dim3 block3{block[0], block[1], block[2]};
+    LaunchLog* launch_log = static_cast<LaunchLog*>(log);
+    launch_log->threads.assign(block3.x * block3.y * block3.z, ThreadLog{});
+    const int status = launch(dim3{grid[0], grid[1], grid[2]}, block3, shared_bytes,
+                              LaunchOptions{seed, timeout, launch_log},
+                              [=] { call(kernel, args, std::index_sequence_for<A...>{}); }, error, error_size);
+    launch_log->merge();
+    return status;
 }
 
 }  // namespace cuda_cpu
+
+// The launch log and exact allocations, for launcher.py (ctypes).
+extern "C" {
+void* cpu_log_new(int trace, unsigned x, unsigned y, unsigned z) {
+    auto* log = new cuda_cpu::LaunchLog;
+    log->trace = trace != 0;
+    log->traced_block = dim3{x, y, z};
+    return log;
+}
+void cpu_log_free(void* log) { delete static_cast<cuda_cpu::LaunchLog*>(log); }
+long cpu_log_event_count(void* log) { return (long)static_cast<cuda_cpu::LaunchLog*>(log)->events.size(); }
+const void* cpu_log_events(void* log) { return static_cast<cuda_cpu::LaunchLog*>(log)->events.data(); }
+int cpu_log_event_bytes() { return (int)sizeof(cuda_cpu::TraceEvent); }
+int cpu_log_text_count(void* log) { return (int)static_cast<cuda_cpu::LaunchLog*>(log)->texts.size(); }
+const char* cpu_log_text(void* log, int i) { return static_cast<cuda_cpu::LaunchLog*>(log)->texts[i].c_str(); }
+int cpu_log_printed_count(void* log) { return (int)static_cast<cuda_cpu::LaunchLog*>(log)->printed.size(); }
+const char* cpu_log_printed(void* log, int i) {
+    return static_cast<cuda_cpu::LaunchLog*>(log)->printed[i].c_str();
+}
+int cpu_log_snapshot_count(void* log) { return (int)static_cast<cuda_cpu::LaunchLog*>(log)->snapshots.size(); }
+const void* cpu_log_snapshot(void* log, int i, size_t* size) {
+    const auto& s = static_cast<cuda_cpu::LaunchLog*>(log)->snapshots[i];
+    *size = s.size();
+    return s.data();
+}
+// Sanitizer builds: array arguments get exactly their size from malloc (AddressSanitizer's malloc when it is
+// preloaded), so a read one element past the end is a heap-buffer-overflow.
+void* cpu_alloc(size_t bytes) { return std::malloc(bytes ? bytes : 1); }
+void cpu_free(void* p) { std::free(p); }
+int cpu_threads_mode() {
+#ifdef CUDA_CPU_THREADS
+    return 1;
+#else
+    return 0;
+#endif
+}
+}
+
+// Device printf: after every system header, so that only the kernel's calls are redirected.
+#define printf(...) ::cuda_cpu::device_printf(__VA_ARGS__)
