@@ -19,6 +19,10 @@ points are the sum of its tests' points and must equal the catalog's. They test 
 (`load_target("lesson01_autograd")`, a fixture of the pytest plugin), choosing the target with
 `pytest --target=exercises|solutions` (default: $MTA_TARGET, else exercises).
 
+CUDA C exercises (lesson 11) work the same way from a `.cu` file's `// BEGIN SOLUTION` / `// END SOLUTION`
+blocks: the generated files hold each such function as a raw string, and the graded tests compile and run it on
+the CPU harness (source.py, cuda_checks.py).
+
 Hidden tests (nbgrader's idea): lines of a test file between `### BEGIN HIDDEN TESTS` and
 `### END HIDDEN TESTS` run for the instructor and are removed from the student release.
 

@@ -7,6 +7,10 @@ carry `@pytest.mark.exercise(id, points=...)`, and each exercise's test points a
 
 `hint` is what a stub's `NotImplementedError` says; `part_hints` gives a more specific hint for the
 block inside a given method (keyed by the method's name, e.g. "forward" / "backward").
+
+A CUDA C exercise (lesson 11) sets `file`: the definition is the function `name` of that .cu file, in the
+folder of the package `module`, and its blocks lie between `// BEGIN SOLUTION` / `// END SOLUTION` lines
+(see source.py). With several blocks in one function, `part_hints` must name them, in order.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ class Exercise:
     name: str  # the top-level function or class in that module, e.g. "Mul"
     hint: str
     part_hints: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    file: str | None = None  # CUDA C: the .cu file (in the folder of package `module`) defining `name`
+
+    @property
+    def language(self) -> str:
+        """"cuda" for an exercise written in CUDA C (a .cu definition), else "python"."""
+        return "cuda" if self.file else "python"
 
     @property
     def stem(self) -> str:
@@ -47,6 +57,7 @@ LESSONS: dict[str, str] = {
     "08_hopfield_layers": "Hopfield layers: Hopfield, HopfieldPooling, HopfieldLayer",
     "09_transformer": "The transformer, and a character-level language model on a CPU",
     "10_flash_cpu": "Flash attention on the CPU: tiled online softmax in NumPy and Numba",
+    "11_flash_cuda": "Flash attention in CUDA C: from the naive port to the tiled kernel",
 }
 
 
@@ -349,6 +360,47 @@ EXERCISES: list[Exercise] = [
         "p * v[j0 + j, c]; m[i] = m_new. At the end o[i0 + i] = acc[i] / l[i], lse[i0 + i] = m[i] + "
         "math.log(l[i]), or 0 and -inf where l[i] == 0. Only scalars, loops, math and np.empty/zeros/full "
         "inside @njit (no np.where, no fancy indexing)",
+    ),
+    # ---- lesson 11: flash attention in CUDA C (add entries below this line) ------------------------
+    Exercise(
+        "11.1", "11_flash_cuda", "softmax_rows: a warp per row of scores, with butterfly reductions", 2,
+        "minitorch_attn.kernels.cuda.progression", "softmax_rows", file="01_naive.cu",
+        hint="lane t visits the columns j = t, t + 32, t + 64, ... < N of s_row: m = the largest of them, then "
+        "m = warp_max(m) (now every lane has the row max); m_safe = m, or 0.0f when m == neg_inf(); l = the "
+        "sum of __expf(s_row[j] - m_safe) over the lane's columns, then l = warp_sum(l); write s_row[j] = "
+        "__expf(s_row[j] - m_safe) * (1 / l) (0 when l == 0); lane 0 alone writes lse[row] = m + __logf(l) "
+        "(neg_inf() when l == 0). Every lane must call warp_max and warp_sum, even a lane with no column",
+    ),
+    Exercise(
+        "11.2", "11_flash_cuda", "online_row: fold one key into (m, l, acc), in registers", 3,
+        "minitorch_attn.kernels.cuda.progression", "online_row", file="02_online_row.cu",
+        hint="m_new = fmaxf(m, s); alpha = __expf(m - m_new) rescales the old sums (it is 0 on the first key, "
+        "where m = -inf); p = __expf(s - m_new); l = l * alpha + p; then under #pragma unroll, for u = 0 .. "
+        "DV_CHUNK - 1: acc[u] = acc[u] * alpha + p * v_j[c0 + u] where c0 + u < dv (add nothing and read no "
+        "v_j past dv: a constant loop bound with a test inside keeps acc in registers); finally m = m_new",
+    ),
+    Exercise(
+        "11.3", "11_flash_cuda", "shared_tiles: stage K/V tiles in shared memory, fold a masked tile", 4,
+        "minitorch_attn.kernels.cuda.progression", "shared_tiles", file="03_shared_tiles.cu",
+        hint="stage the tile between two __syncthreads(), then fold its keys one by one into (m, l, acc)",
+        part_hints={
+            "stage": "__syncthreads() first (the previous tile may still be read); for (t = threadIdx.x; t < "
+            "BLOCK_N * d; t += blockDim.x): k_s[t] = k_bh[(j0 + t / d) * d + t % d], or 0.0f when j0 + t / d >= "
+            "Nk; the same for v_s with DV_CHUNK columns: v_s[t] = V[j0 + t / DV_CHUNK, c0 + t % DV_CHUNK], 0.0f "
+            "past Nk or past dv; then __syncthreads() again, so nobody reads a half-written tile",
+            "fold": "as in 02_online_row.cu, but s may be -inf (a masked key): m_new = fmaxf(m, s); m_safe = "
+            "m_new, or 0.0f when m_new == neg_inf() (no key seen yet: never -inf - -inf); alpha = __expf(m - "
+            "m_safe); p = __expf(s - m_safe) (0 for a masked key); l = l * alpha + p; for every u < DV_CHUNK: "
+            "acc[u] = acc[u] * alpha + p * v_s[jj * DV_CHUNK + u]; m = m_new",
+        },
+    ),
+    Exercise(
+        "11.4", "11_flash_cuda", "shared_tiles_launch_config: grid, block and shared memory of step 03", 2,
+        "minitorch_attn.kernels.cuda.progression", "shared_tiles_launch_config",
+        hint="grid = (ceil(Nq / Br), BH, ceil(dv / DV_CHUNK)) with _cdiv (x: query tiles, y: heads, z: column "
+        "chunks; integers, not floats); block = (Br,) (one thread per query row); shared_mem = (BLOCK_N * d + "
+        "BLOCK_N * DV_CHUNK) * 4 bytes (k_s holds BLOCK_N keys of width d, v_s BLOCK_N rows of DV_CHUNK "
+        "columns, float32 = 4 bytes); return (grid, block, shared_mem)",
     ),
 ]
 

@@ -42,6 +42,14 @@ class GeneratedFile:
     text: str
 
 
+_CUDA_NOTE = [
+    "",
+    "The CUDA C exercises are the raw strings below: write CUDA C between `// YOUR CODE HERE` and",
+    "`// END YOUR CODE` (the stub's comment lines may stay). The graded tests put each string back into its",
+    ".cu file, compile it for the CPU harness (g++) and run it; no GPU needed.",
+]
+
+
 def _header(lesson: str, target: str, exercises: list[catalog.Exercise]) -> list[str]:
     number = lesson.split("_")[0]
     title = catalog.LESSONS.get(lesson, lesson)
@@ -64,6 +72,7 @@ def _header(lesson: str, target: str, exercises: list[catalog.Exercise]) -> list
             "Write your code between each `### YOUR CODE HERE` line and the `### END YOUR CODE` line below",
             "it, replacing the `raise NotImplementedError(...)`; leave the rest of this file as it is (the",
             "course check compares everything outside those blocks with the generated file).",
+            *(_CUDA_NOTE if any(e.file for e in exercises) else []),
             "",
             f"    pytest tests/exercises/test_{stem}.py      # grade this lesson",
             f"    python -m minitorch_attn grade --lesson {number}      # the same, as a points table",
@@ -103,8 +112,9 @@ def render_lesson(lesson: str, package_dir: Path = PACKAGE_DIR) -> dict[str, Gen
         lines.extend(_header(lesson, target, exercises))
         lines.append("")
         lines.extend(imports)
-        for d in definitions:
-            lines.extend(["", ""])
+        for i, d in enumerate(definitions):
+            # two blank lines before a definition; after the imports, one before an assignment (ruff's isort)
+            lines.extend([""] if i == 0 and d.language == "cuda" else ["", ""])
             lines.extend(d.lines if target == "solutions" else stub_definition(d))
         out[target] = GeneratedFile(target, lesson, f"{target}/{stem}.py", "\n".join(lines) + "\n")
     return out

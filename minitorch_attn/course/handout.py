@@ -204,6 +204,14 @@ def code_grade_id(exercise_id: str) -> str:
     return f"ex-{exercise_id}-code"
 
 
+def _cuda_note(exercises) -> str:
+    if not any(e.file for e in exercises):
+        return ""
+    return ("\n\nThe CUDA C exercises are raw strings of CUDA C: write between `// YOUR CODE HERE` and "
+            "`// END YOUR CODE`\n(the stub's comment lines may stay). The checks put each string back into its "
+            ".cu file, compile it\nfor the CPU harness (g++) and run it; no GPU needed.")
+
+
 def _intro(lesson: str, exercises, tests) -> str:
     number = lesson.split("_")[0]
     stem = catalog.lesson_stem(lesson)
@@ -219,7 +227,7 @@ what came back and the likely mistake. These are the same graded tests as
 `pytest tests/exercises/test_{stem}.py`, run on the functions this notebook defines.
 
 The check cells are locked: grading puts back their official version, and an edited or deleted check earns
-no points. Your instructor may add hidden checks at grading time.
+no points. Your instructor may add hidden checks at grading time.{_cuda_note(exercises)}
 
 | exercise | definition | what | points |
 |---|---|---|---|

@@ -5,7 +5,8 @@ What it does, in order:
 2. copies the project's files (`git ls-files --cached --others --exclude-standard` in a git checkout,
    else a walk that skips .git, virtual environments and caches) except `solutions/`;
 3. in each library file of the catalog, replaces every solution block with
-   `raise NotImplementedError("Exercise 1.2 is yours: complete it in exercises/lesson01_autograd.py")`;
+   `raise NotImplementedError("Exercise 1.2 is yours: complete it in exercises/lesson01_autograd.py")`
+   (in a .cu file: a comment saying the same, so the file still compiles and the block does nothing);
 4. removes the blocks between `### BEGIN HIDDEN TESTS` and `### END HIDDEN TESTS` lines from `tests/`
    (tests the instructor runs and learners do not see, as in nbgrader);
 5. writes `minitorch_attn/course/release.json` (`{"default_target": "exercises"}`): with it,
@@ -32,6 +33,8 @@ from .generate import render_all
 from .source import (
     BEGIN_HIDDEN,
     BEGIN_SOLUTION,
+    CUDA_BEGIN_SOLUTION,
+    CUDA_END_SOLUTION,
     END_HIDDEN,
     END_SOLUTION,
     SourceError,
@@ -140,7 +143,8 @@ def find_leaks(out_dir: Path, solution_bodies: list[tuple[str, str]]) -> list[st
             continue
         rel = path.relative_to(out_dir).as_posix()
         for i, line in enumerate(text.splitlines()):
-            if is_marker(line, BEGIN_SOLUTION) or is_marker(line, END_SOLUTION):
+            if any(is_marker(line, m) for m in (BEGIN_SOLUTION, END_SOLUTION, CUDA_BEGIN_SOLUTION,
+                                                CUDA_END_SOLUTION)):
                 leaks.append(f"{rel}:{i + 1}: a solution marker line")
         haystack = "\n" + "\n".join(_normalised_lines(text)) + "\n"
         for label, pattern in patterns:

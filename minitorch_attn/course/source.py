@@ -10,6 +10,23 @@ Markers. A solution block is the lines strictly between a line `### BEGIN SOLUTI
     ### END YOUR CODE
 
 at the indentation of the marker it replaces.
+
+CUDA C exercises (lesson 11; a catalog entry with `file="01_naive.cu"`). The definition is a top-level
+function of that .cu file (from the `//` comment lines right above its first line to the first line that is
+exactly `}`), and its solution blocks lie between the lines `// BEGIN SOLUTION` and `// END SOLUTION`. In the
+generated Python files it becomes a raw triple-quoted string named after the function
+(`softmax_rows = r<triple quote>`, a comment line naming the .cu file above it), holding the definition
+verbatim; in exercises/ each block inside it becomes
+
+        // YOUR CODE HERE (Exercise 11.1)
+        // Exercise 11.1: softmax_rows -- <hint, as comment lines>
+        // END YOUR CODE
+
+so a learner's file, a handout cell and `course.use` all work as for Python. The stub compiles and does
+nothing; the graded tests (`checks.cuda_exercise_source`) raise NotImplementedError while a block holds no
+code, and otherwise splice the learner's text back into the .cu file in place of the definition
+(`splice_cuda_definition`) and run it on the CPU harness. With several blocks, the keys of the exercise's
+`part_hints` name them in order ("shared_tiles.stage", "shared_tiles.fold").
 """
 
 from __future__ import annotations
@@ -31,7 +48,12 @@ BEGIN_HIDDEN = "### BEGIN " + "HIDDEN TESTS"
 END_HIDDEN = "### END " + "HIDDEN TESTS"
 YOUR_CODE = "### YOUR CODE HERE"
 END_YOUR_CODE = "### END YOUR CODE"
-_YOUR_CODE_RE = re.compile(r"^(\s*)### YOUR CODE HERE \(Exercise ([0-9.]+)\)\s*$")
+# CUDA C exercises: the same markers as C++ comments.
+CUDA_BEGIN_SOLUTION = "// BEGIN " + "SOLUTION"
+CUDA_END_SOLUTION = "// END " + "SOLUTION"
+CUDA_YOUR_CODE = "// YOUR CODE HERE"
+CUDA_END_YOUR_CODE = "// END YOUR CODE"
+_YOUR_CODE_RE = re.compile(r"^(\s*)(?:###|//) YOUR CODE HERE \(Exercise ([0-9.]+)\)\s*$")
 
 LINE_LENGTH = 110
 PACKAGE = "minitorch_attn"
@@ -47,6 +69,15 @@ def library_dir(root: Path | None = None) -> Path:
     if root is not None and (Path(root) / PACKAGE / "__init__.py").is_file():
         return (Path(root) / PACKAGE).resolve()
     return PACKAGE_DIR
+
+
+def cuda_path(exercise: Exercise, package_dir: Path = PACKAGE_DIR) -> Path:
+    """The .cu file of a CUDA C exercise: `exercise.file` in the folder of the package `exercise.module`."""
+    folder = module_path(exercise.module, package_dir).parent
+    path = folder / exercise.file
+    if not path.is_file():
+        raise SourceError(f"exercise {exercise.id}: cannot find {exercise.file} in {folder}")
+    return path
 
 
 def module_path(module: str, package_dir: Path = PACKAGE_DIR) -> Path:
@@ -92,25 +123,32 @@ class Definition:
     lines: tuple[str, ...]  # the definition's lines, verbatim, without line endings
     blocks: tuple[Block, ...]
     names_used: frozenset[str]  # every Name the definition reads (for the imports)
+    language: str = "python"  # "cuda": lines are the Python wrapper around the .cu definition
+    offset: int = 0  # lines[offset] is line `first_line` of the file (the wrapper's lines come first)
 
     @property
     def text(self) -> str:
         return "\n".join(self.lines) + "\n"
 
+    def file_index(self, i: int) -> int:
+        """0-based line number in the source file of `lines[i]`."""
+        return self.first_line - 1 + i - self.offset
+
     def solution_bodies(self) -> list[str]:
         return ["\n".join(self.lines[b.begin + 1 : b.end]) for b in self.blocks]
 
 
-def find_blocks(lines, where: str, offset: int = 0) -> list[tuple[int, int]]:
+def find_blocks(lines, where: str, offset: int = 0, markers=(BEGIN_SOLUTION, END_SOLUTION)) -> list[tuple[int, int]]:
     """(begin, end) index pairs of solution blocks in `lines`, checking the markers pair up."""
+    begin_marker, end_marker = markers
     pairs, start = [], None
     for i, line in enumerate(lines):
-        if is_marker(line, BEGIN_SOLUTION):
+        if is_marker(line, begin_marker):
             if start is not None:
                 raise SourceError(f"{where}:{offset + i + 1}: a second BEGIN SOLUTION marker before the END "
                                   f"of the block opened at line {offset + start + 1}")
             start = i
-        elif is_marker(line, END_SOLUTION):
+        elif is_marker(line, end_marker):
             if start is None:
                 raise SourceError(f"{where}:{offset + i + 1}: END SOLUTION marker without a BEGIN")
             if lines[i][: len(lines[i]) - len(lines[i].lstrip())] != lines[start][: len(lines[start]) - len(
@@ -158,6 +196,8 @@ def _end_with_trailing_comments(all_lines: list[str], end: int) -> int:
 
 
 def read_definition(exercise: Exercise, package_dir: Path = PACKAGE_DIR) -> Definition:
+    if exercise.file:
+        return _read_cuda_definition(exercise, package_dir)
     path = module_path(exercise.module, package_dir)
     text = path.read_text(encoding="utf-8")
     tree = ast.parse(text, filename=str(path))
@@ -185,16 +225,123 @@ def read_definition(exercise: Exercise, package_dir: Path = PACKAGE_DIR) -> Defi
     return Definition(exercise, path, first, last, lines, tuple(blocks), names)
 
 
+# ---- CUDA C definitions ----------------------------------------------------------------------------------
+def find_cuda_definition(lines, name: str, where: str) -> tuple[int, int]:
+    """(first, last) 0-based line indices of the top-level CUDA C function `name` in `lines`: from the `//`
+    comment lines right above its first line (a line at column 0 that names it and opens its parameter
+    list) to the first line after it that is exactly `}`."""
+    call = re.compile(rf"\b{re.escape(name)}\s*\(")
+    starts = [i for i, line in enumerate(lines)
+              if line[:1] not in ("", " ", "\t", "/", "#", "}") and call.search(line)]
+    if len(starts) != 1:
+        raise SourceError(f"{where}: expected one top-level definition of {name!r} (a line at column 0 naming "
+                          f"it and its parameters), found {len(starts)}")
+    first = start = starts[0]
+    while first > 0 and lines[first - 1].startswith("//"):
+        first -= 1
+    try:
+        last = next(i for i in range(start + 1, len(lines)) if lines[i].rstrip() == "}")
+    except StopIteration:
+        raise SourceError(f"{where}:{start + 1}: the definition of {name!r} never ends with a line '}}'") from None
+    return first, last
+
+
+def cuda_wrapper(exercise: Exercise, package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """The Python lines before a CUDA C definition in a generated file (a comment, then `name = r\"\"\"`)."""
+    rel = _rel(cuda_path(exercise, package_dir), package_dir)
+    note = (f"# CUDA C from {rel}: the graded tests put this definition back into that file and run it on "
+            "the CPU harness")
+    return [*comment_lines(note[2:], "", "# "), f'{exercise.name} = r"""']
+
+
+def _read_cuda_definition(exercise: Exercise, package_dir: Path) -> Definition:
+    path = cuda_path(exercise, package_dir)
+    where = _rel(path, package_dir)
+    all_lines = path.read_text(encoding="utf-8").splitlines()
+    first, last = find_cuda_definition(all_lines, exercise.name, where)
+    body = all_lines[first : last + 1]
+    if any('"""' in line for line in body) or any(line.endswith("\\") for line in body):
+        raise SourceError(f"{where}: {exercise.name} holds a triple quote or a line ending in a backslash, "
+                          "which a raw Python string cannot hold")
+    pairs = find_blocks(body, where, offset=first, markers=(CUDA_BEGIN_SOLUTION, CUDA_END_SOLUTION))
+    if not pairs:
+        raise SourceError(f"exercise {exercise.id}: {exercise.name} ({where}:{first + 1}) has no solution block: "
+                          f"mark the part learners write with lines '{CUDA_BEGIN_SOLUTION}' / '{CUDA_END_SOLUTION}'")
+    labels = list(exercise.part_hints)
+    if len(pairs) > 1 and len(labels) != len(pairs):
+        raise SourceError(f"exercise {exercise.id}: {exercise.name} has {len(pairs)} solution blocks; give the "
+                          f"catalog entry part_hints with one key per block, in order (it has {labels})")
+    wrapper = cuda_wrapper(exercise, package_dir)
+    offset = len(wrapper)
+    blocks = []
+    for k, (b, e) in enumerate(pairs):
+        if e == b + 1:
+            raise SourceError(f"{where}:{first + b + 1}: empty solution block")
+        line = body[b]
+        part = f"{exercise.name}.{labels[k]}" if len(pairs) > 1 else exercise.name
+        blocks.append(Block(offset + b, offset + e, line[: len(line) - len(line.lstrip())], part))
+    lines = (*wrapper, *body, '"""')
+    return Definition(exercise, path, first + 1, last + 1, lines, tuple(blocks), frozenset(), "cuda", offset)
+
+
+def cuda_text(value, exercise: Exercise) -> str:
+    """The CUDA C a learner's definition holds (the string's first and last newline removed)."""
+    if not isinstance(value, str):
+        raise TypeError(f"exercise {exercise.id}: {exercise.name} must be a string of CUDA C (the raw string "
+                        f"in the exercise file); got a {type(value).__name__}")
+    if value.startswith("\n"):
+        value = value[1:]
+    return value[:-1] if value.endswith("\n") else value
+
+
+def unwritten_cuda_blocks(text: str, exercise: Exercise) -> list[int]:
+    """Indices of the learner blocks in `text` (a CUDA C definition) that hold no code, only comments and
+    blank lines, as the stub's do."""
+    lines = text.splitlines()
+    empty = []
+    for k, (b, e, _) in enumerate(learner_blocks(text, f"exercise {exercise.id}")):
+        code = [x for x in lines[b + 1 : e] if x.strip() and not x.strip().startswith("//")]
+        if not code:
+            empty.append(k)
+    return empty
+
+
+def splice_cuda_definition(file_text: str, exercise: Exercise, definition: str, where: str = "") -> str:
+    """`file_text` (a .cu file) with the definition of `exercise.name` replaced by `definition`."""
+    lines = file_text.splitlines()
+    first, last = find_cuda_definition(lines, exercise.name, where or exercise.file)
+    lines[first : last + 1] = definition.splitlines()
+    return "\n".join(lines) + "\n"
+
+
+def hide_cuda_solutions(path: Path, exercises) -> list[str]:
+    """The lines of the .cu file `path` with each solution block of `exercises` (catalog entries) replaced by
+    one comment line naming the exercise: what a lesson may print without giving the answers away."""
+    path = Path(path).resolve()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    found = []
+    for ex in exercises:
+        if not ex.file or cuda_path(ex).resolve() != path:
+            continue
+        d = read_definition(ex)
+        found.extend((d.file_index(b.begin), d.file_index(b.end), ex, b) for b in d.blocks)
+    for lo, hi, ex, block in sorted(found, key=lambda x: x[0], reverse=True):
+        lines[lo : hi + 1] = [f"{block.indent}// ... Exercise {ex.id} ({block.part}): {hi - lo - 1} lines, yours "
+                              "to write ..."]
+    return lines
+
+
 def stray_blocks(definitions: list[Definition], package_dir: Path = PACKAGE_DIR) -> list[str]:
     """Solution blocks in the library that belong to no catalog exercise (a problem: they would ship)."""
     inside: dict[Path, list[tuple[int, int]]] = {}
     for d in definitions:
         inside.setdefault(d.path, []).append((d.first_line, d.last_line))
     problems = []
-    for path in sorted(package_dir.rglob("*.py")):
+    for path in sorted([*package_dir.rglob("*.py"), *package_dir.rglob("*.cu")]):
         lines = path.read_text(encoding="utf-8").splitlines()
+        markers = (CUDA_BEGIN_SOLUTION, CUDA_END_SOLUTION) if path.suffix == ".cu" else (BEGIN_SOLUTION, END_SOLUTION)
         try:
-            pairs = find_blocks(lines, _rel(path, package_dir))
+            pairs = find_blocks(lines, _rel(path, package_dir), markers=markers)
         except SourceError as e:
             problems.append(str(e))
             continue
@@ -207,9 +354,18 @@ def stray_blocks(definitions: list[Definition], package_dir: Path = PACKAGE_DIR)
 
 
 # ---- stubs ----------------------------------------------------------------------------------------------
+def stub_message(exercise: Exercise, part: str) -> str:
+    """What a stub says: the exercise, the part (function or method) and its hint."""
+    return f"Exercise {exercise.id}: {part} — {exercise.hint_for(part.rsplit('.', 1)[-1])}"
+
+
 def stub_lines(exercise: Exercise, part: str, indent: str) -> list[str]:
     """The learner's block replacing one solution block."""
-    message = f"Exercise {exercise.id}: {part} — {exercise.hint_for(part.rsplit('.', 1)[-1])}"
+    message = stub_message(exercise, part)
+    if exercise.file:  # CUDA C: the stub compiles and does nothing; the hint is a comment
+        return [f"{indent}{CUDA_YOUR_CODE} (Exercise {exercise.id})",
+                *comment_lines(message, indent, "// "),
+                f"{indent}{CUDA_END_YOUR_CODE}"]
     return [f"{indent}{YOUR_CODE} (Exercise {exercise.id})",
             *raise_lines("NotImplementedError", message, indent),
             f"{indent}{END_YOUR_CODE}"]
@@ -232,6 +388,19 @@ def raise_lines(error: str, message: str, indent: str) -> list[str]:
     return [f"{indent}raise {error}(", *(f"{inner}{_literal(c)}" for c in chunks), f"{indent})"]
 
 
+def comment_lines(message: str, indent: str, prefix: str) -> list[str]:
+    """`message` as comment lines (`prefix` each) of at most LINE_LENGTH characters, at `indent`."""
+    width = LINE_LENGTH - len(indent) - len(prefix)
+    lines, current = [], ""
+    for word in message.split():
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = ""
+        current = f"{current} {word}" if current else word
+    lines.append(current)
+    return [f"{indent}{prefix}{line}" for line in lines]
+
+
 def _literal(s: str) -> str:
     return json.dumps(s, ensure_ascii=False)
 
@@ -250,9 +419,12 @@ def release_definition_lines(definition: Definition, lines: list[str], exercise_
     """In place: replace each solution block of `definition` inside the whole-file `lines` by a raise that
     sends the learner to their exercise file (used by the student release)."""
     for block in reversed(definition.blocks):
-        lo, hi = definition.first_line - 1 + block.begin, definition.first_line - 1 + block.end
+        lo, hi = definition.file_index(block.begin), definition.file_index(block.end)
         message = f"Exercise {definition.exercise.id} is yours: complete it in {exercise_file}"
-        lines[lo : hi + 1] = raise_lines("NotImplementedError", message, block.indent)
+        if definition.language == "cuda":  # a comment: the file still compiles, the block does nothing
+            lines[lo : hi + 1] = comment_lines(message, block.indent, "// ")
+        else:
+            lines[lo : hi + 1] = raise_lines("NotImplementedError", message, block.indent)
 
 
 def learner_blocks(text: str, where: str) -> list[tuple[int, int, str]]:
@@ -266,7 +438,7 @@ def learner_blocks(text: str, where: str) -> list[tuple[int, int, str]]:
                 raise SourceError(f"{where}:{i + 1}: a second '{YOUR_CODE}' line before the "
                                   f"'{END_YOUR_CODE}' of the block at line {start[0] + 1}")
             start = (i, match.group(2))
-        elif is_marker(line, END_YOUR_CODE):
+        elif is_marker(line, END_YOUR_CODE) or is_marker(line, CUDA_END_YOUR_CODE):
             if start is None:
                 raise SourceError(f"{where}:{i + 1}: '{END_YOUR_CODE}' without a '{YOUR_CODE}' line above it")
             out.append((start[0], i, start[1]))
@@ -339,6 +511,8 @@ def imports_for(definitions: list[Definition], package_dir: Path = PACKAGE_DIR) 
     defined = {d.exercise.name for d in definitions}
     chosen: dict[str, Binding] = {}
     for d in definitions:
+        if d.language == "cuda":  # a string: it imports nothing
+            continue
         available = module_bindings(d.exercise.module, package_dir)
         for name in sorted(d.names_used - defined):
             b = available.get(name)

@@ -13,6 +13,10 @@ names up at call time (`ops.Mul.apply`, `fused.Softmax.apply`, `merge_normaliser
 swapped-in version. What captured the original elsewhere keeps it: a name your own script imported before
 calling `use` (`from minitorch_attn.autograd.ops import Mul`; use `ops.Mul` or import after), a dict built
 at import time, a subclass of a swapped class.
+
+CUDA C exercises (lesson 11) are strings of CUDA C in the learner's file: `use` records them, and
+`cuda_source(path)` -- what the lesson's kernel progression compiles -- is the .cu file with each recorded
+definition spliced in place of the library's.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ class _State:
     root: Path | None = None
     patches: list[_Patch] = field(default_factory=list)
     swapped: list[str] = field(default_factory=list)
+    cuda: dict[str, str] = field(default_factory=dict)  # exercise id -> the CUDA C definition in use
 
 
 _state = _State()
@@ -172,6 +177,7 @@ def _restore() -> None:
         setattr(p.module, p.name, p.original)
     _state.patches.clear()
     _state.swapped.clear()
+    _state.cuda.clear()
     _state.target, _state.only, _state.root = "library", None, None
 
 
@@ -197,9 +203,18 @@ def use(target: str = "exercises", only=None, root=None) -> Selection:
             if not hasattr(module, ex.name):
                 raise AttributeError(f"{module.__file__} has no {ex.name!r} (exercise {ex.id}); regenerate "
                                      "it with `python -m minitorch_attn course generate` or restore it")
-            replacements.append((ex, getattr(module, ex.name)))
+            value = getattr(module, ex.name)
+            if ex.language == "cuda":
+                from .source import cuda_text
+
+                value = cuda_text(value, ex)
+            replacements.append((ex, value))
     _restore()
     for ex, new in replacements:
+        if ex.language == "cuda":  # nothing to patch: cuda_source() reads it
+            _state.cuda[ex.id] = new
+            _state.swapped.append(ex.id)
+            continue
         defining = importlib.import_module(ex.module)
         original = getattr(defining, ex.name)
         for module in _library_modules():
@@ -212,6 +227,20 @@ def use(target: str = "exercises", only=None, root=None) -> Selection:
         _state.only = tuple(only) if isinstance(only, (list, tuple)) else only
         _state.root = Path(root) if root is not None else None
     return Selection(target, _state.swapped, previous)
+
+
+def cuda_source(path: str | os.PathLike) -> str:
+    """The CUDA C in the library's .cu file `path`, with the definitions of the CUDA exercises that `use`
+    swapped in (the learner's or the solutions') in place of the library's own."""
+    from .source import cuda_path, splice_cuda_definition
+
+    path = Path(path).resolve()
+    text = path.read_text(encoding="utf-8")
+    for ex_id, definition in _state.cuda.items():
+        ex = catalog.get(ex_id)
+        if cuda_path(ex).resolve() == path:
+            text = splice_cuda_definition(text, ex, definition, f"{_state.target}/ for exercise {ex_id}")
+    return text
 
 
 def original(module: str, name: str):
