@@ -7,10 +7,14 @@
 Contenders, B = 1, H = --heads (8), for each N, d and mask (full / causal):
 - "cupy fp32": flash_fwd.cu forward, flash_bwd.cu backward (three kernels), float32;
 - "cupy wmma": flash_fwd_wmma.cu, half inputs on tensor cores, float32 accumulation; forward only;
+- "step 01" / "step 02" / "step 03": lesson 11's kernel progression (kernels/cuda/progression: the naive port
+  with N x N scores in global memory, one thread per query row, shared-memory K/V tiles), forward only, float32,
+  so a learner sees what each step buys; step 04 of the progression is "cupy fp32";
 - "torch fp32" / "torch fp16": torch.nn.functional.scaled_dot_product_attention on float32 / float16 tensors
   (torch picks its own kernel: on an sm_80+ GPU, FlashAttention-2 for fp16, memory-efficient attention for fp32).
 "vs torch" is torch's time at the same dtype over ours (> 1: faster than torch): cupy fp32 against torch fp32,
-cupy wmma against torch fp16. Each row also gives max|o - o_torch| of the forward (at the same dtype), so a fast
+cupy wmma against torch fp16, the progression steps against torch fp32. Each row also gives max|o - o_torch|
+of the forward (at the same dtype), so a fast
 wrong kernel shows. All arrays stay on the device (CuPy arrays for ours, torch tensors for torch).
 
 Timing: --warmup calls, then --repeat calls, each between two device synchronisations and timed with
@@ -45,14 +49,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minitorch_attn.kernels.cuda import SOURCE_DIR  # noqa: E402
+from minitorch_attn.kernels.cuda import SOURCE_DIR, progression  # noqa: E402
 from minitorch_attn.kernels.cuda.backward import KERNEL_NAMES, run_flash_backward  # noqa: E402
 from minitorch_attn.kernels.cuda.cupy_backend import run_flash_forward_wmma  # noqa: E402
 from minitorch_attn.kernels.cuda.forward import run_flash_forward  # noqa: E402
 
 OURS = ("cupy fp32", "cupy wmma")
+STEPS = ("step 01", "step 02", "step 03")  # lesson 11's progression; step 04 is flash_fwd.cu = "cupy fp32"
 TORCH = ("torch fp32", "torch fp16")
-REFERENCE = {"cupy fp32": "torch fp32", "cupy wmma": "torch fp16"}  # the torch row each of ours is compared with
+# the torch row each of ours is compared with
+REFERENCE = {"cupy fp32": "torch fp32", "cupy wmma": "torch fp16", **{s: "torch fp32" for s in STEPS}}
 CSV_FIELDS = ("mode", "device", "B", "H", "N", "d", "causal", "contender", "fwd_ms", "fwdbwd_ms", "fwd_tflops",
               "fwdbwd_tflops", "fwd_vs_torch", "fwdbwd_vs_torch", "max_err_vs_torch", "note")
 
@@ -89,10 +95,12 @@ class Platform:
             from minitorch_attn.kernels.cuda.cupy_backend import kernel
 
             self.xp, self.kernel, self.launch_options = cupy, kernel, {}
+            self.step_kernels = progression.cupy_kernels()
             props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
             self.device = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
         else:
             self.xp, self.kernel, self.launch_options = np, _harness_kernel, {"seed": 1}
+            self.step_kernels = progression.harness_kernels(seed=1)
             self.device = f"CPU harness ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)"
         self.torch = _torch()
         self.torch_device = None
@@ -157,6 +165,13 @@ def contender_fns(name, plat: Platform, host, causal):
         return fwd, fwd_bwd, plat.to_host(fwd())
     xp, kernel, opts = plat.xp, plat.kernel, plat.launch_options
     q, k, v, do = (plat.to_device(a) for a in host)
+    if name in STEPS:
+        step = progression.step(name.split()[1])
+
+        def fwd():
+            return step.run(plat.step_kernels, q, k, v, causal=causal)
+
+        return fwd, None, plat.to_host(fwd()[0])
     if name == "cupy wmma":
         q, k, v = (a.astype(xp.float16) for a in (q, k, v))  # what the kernel reads: converting is not timed
         fwd_kernel = kernel("flash_fwd_wmma.cu", "flash_fwd_wmma")
@@ -262,9 +277,9 @@ def table(rows, plat: Platform) -> str:
         if r["note"] and r["note"] != "forward only":
             cells += f"  {r['note']}"
         lines.append(cells)
-    lines.append("\nvs torch = torch's time at the same dtype / ours (> 1: ours is faster); cupy fp32 vs torch fp32, "
-                 "cupy wmma vs torch fp16.\nTFLOP/s: forward 4·N²·d per head (causal: half), forward+backward 3.5x "
-                 "that. Median of the timed calls.")
+    lines.append("\nvs torch = torch's time at the same dtype / ours (> 1: ours is faster); cupy fp32 and steps "
+                 "01-03 vs torch fp32, cupy wmma vs torch fp16.\nTFLOP/s: forward 4·N²·d per head (causal: half), "
+                 "forward+backward 3.5x that. Median of the timed calls.")
     if plat.mode == "harness":
         lines.append("HARNESS MODE: these are NOT GPU numbers. Our kernels ran on the CPU harness (CUDA threads as "
                      "fibers), torch on the CPU; the run only exercises this script's code paths.")
@@ -287,7 +302,8 @@ def plot(rows, plat: Platform, path):
 
     dims = sorted({r["d"] for r in rows})
     fig, axes = plt.subplots(len(dims), 2, figsize=(11, 4.2 * len(dims)), squeeze=False, sharex=True)
-    colours = {"cupy fp32": "tab:blue", "cupy wmma": "tab:green", "torch fp32": "tab:red", "torch fp16": "tab:orange"}
+    colours = {"step 01": "tab:gray", "step 02": "tab:olive", "step 03": "tab:cyan", "cupy fp32": "tab:blue",
+               "cupy wmma": "tab:green", "torch fp32": "tab:red", "torch fp16": "tab:orange"}
     for row_axes, d in zip(axes, dims):
         for ax, (key, title) in zip(row_axes, (("fwd_tflops", "forward"), ("fwdbwd_tflops", "forward+backward"))):
             for name, colour in colours.items():
@@ -320,7 +336,7 @@ def main(argv=None):
     p.add_argument("--heads", type=int, help="heads H (GPU: 8, harness: 2)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls first (GPU: 3, harness: 1)")
     p.add_argument("--repeat", type=int, default=None, help="timed calls; the median is kept (GPU: 10, harness: 2)")
-    p.add_argument("--contenders", nargs="+", default=[*OURS, *TORCH], choices=[*OURS, *TORCH])
+    p.add_argument("--contenders", nargs="+", default=[*OURS, *STEPS, *TORCH], choices=[*OURS, *STEPS, *TORCH])
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "out")
     args = p.parse_args(argv)
 

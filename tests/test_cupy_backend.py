@@ -414,12 +414,12 @@ def test_gpu_benchmark_harness_mode_prints_ratios(tmp_path):
     text = out.stdout
     assert "NOT GPU numbers" in text and "vs torch" in text and "TFLOP/s" in text
     rows = [line for line in text.splitlines() if line.strip().startswith("48")]
-    assert len(rows) == 8, text  # 2 masks x (cupy fp32, cupy wmma, torch fp32, torch fp16)
-    ours = [line for line in rows if "cupy" in line]
+    assert len(rows) == 14, text  # 2 masks x (cupy fp32, cupy wmma, steps 01-03, torch fp32, torch fp16)
+    ours = [line for line in rows if "cupy" in line or "step" in line]
     assert all(line.count("x ") >= 1 and "failed" not in line for line in ours), text  # a ratio on each
     assert sum(line.count("x ") for line in ours if "fp32" in line) == 4  # forward and forward+backward
     csv = (tmp_path / "attention_gpu_harness.csv").read_text().splitlines()
-    assert csv[0].startswith("mode,device") and len(csv) == 9
+    assert csv[0].startswith("mode,device") and len(csv) == 15
     assert (tmp_path / "attention_gpu_harness.png").stat().st_size > 10_000
 
 
