@@ -102,3 +102,36 @@ def flash_tiles(n_q: int, n_k: int, Br: int, Bc: int, causal: bool = False, titl
     ax.set(title=title or f"{done} of {state.size} tiles computed", xlabel=f"keys (tiles of Bc = {Bc})",
            ylabel=f"queries (tiles of Br = {Br})")
     return ax
+
+
+def needle_heatmap(acc, lengths, depths, title: str = "", ax=None, annotate: bool = True, colorbar: bool = True,
+                   trained_max: int | None = None, cmap: str = "viridis"):
+    """A needle-in-a-haystack grid (`minitorch_attn.needle.needle_grid`): rows are sequence lengths (shortest
+    on top), columns needle depths (0 = the start of the sequence, 1 = just before the query); colour is
+    accuracy on a fixed 0-1 scale, NaN cells (lengths beyond the model's context) grey. With `trained_max`, a
+    dashed line separates the lengths <= trained_max (seen in training) from the longer ones. Returns the ax."""
+    import matplotlib.pyplot as plt
+
+    a = np.asarray(acc, dtype=np.float64)
+    lengths, depths = list(lengths), list(depths)
+    if a.shape != (len(lengths), len(depths)):
+        raise ValueError(f"needle_heatmap: acc must have shape (len(lengths), len(depths)) = "
+                         f"({len(lengths)}, {len(depths)}); got {a.shape}")
+    ax = _axes(ax, figsize=(6, 4))
+    cm = plt.get_cmap(cmap).with_extremes(bad="#cccccc")
+    im = ax.imshow(np.ma.masked_invalid(a), cmap=cm, vmin=0.0, vmax=1.0, aspect="auto")
+    ax.set_xticks(range(len(depths)), [f"{d:g}" for d in depths])
+    ax.set_yticks(range(len(lengths)), [str(L) for L in lengths])
+    if annotate:
+        for (i, j), v in np.ndenumerate(a):
+            ax.text(j, i, "n/a" if np.isnan(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="k" if np.isnan(v) or v > 0.6 else "w")
+    if trained_max is not None:
+        inside = sum(L <= trained_max for L in lengths)
+        if 0 < inside < len(lengths) and lengths == sorted(lengths):
+            ax.axhline(inside - 0.5, color="w", lw=1.5, ls="--")
+    ax.set(title=title, xlabel="needle depth (0 = first position, 1 = just before the query)",
+           ylabel="sequence length")
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, label="accuracy")
+    return ax

@@ -10,6 +10,7 @@ from .hopfield_tasks import (
     mil_bags,
     random_patterns,
 )
+from .needle import NeedleBatch, decode_needle, key_position, needle_lm_batch, needle_task, needle_vocab_size
 from .retrieval import Retrieval, two_needle_retrieval
 from .sequences import BOS, EOS, PAD, SeqBatch, copy_task, decode_tokens, reversal_task
 from .text import CharCorpus, CorpusNotFound, char_corpus, load_char_corpus  # lesson 09
@@ -18,5 +19,7 @@ from .toy import spirals
 __all__ = ["BOS", "EOS", "PAD", "SeqBatch", "copy_task", "decode_tokens", "reversal_task", "spirals"]
 __all__ += ["Retrieval", "two_needle_retrieval"]
 __all__ += ["CharCorpus", "CorpusNotFound", "char_corpus", "load_char_corpus"]  # lesson 09
+__all__ += ["NeedleBatch", "decode_needle", "key_position", "needle_lm_batch", "needle_task",
+            "needle_vocab_size"]  # lesson 09, needle in a haystack
 __all__ += ["Bags", "clustered_patterns", "corrupt", "flip_bits", "glyphs", "mask_half", "mil_bags",
             "random_patterns"]  # lessons 07-08
