@@ -6,15 +6,24 @@ vocab 65) in our engine and in the same model written in torch, each in its own 
     python benchmarks/train_step_baby.py --profile          # cProfile of our step, top entries by own time
     python benchmarks/train_step_baby.py --threads 1 --repeats 3   # interleaved ours/torch, best of 3 each
     python benchmarks/train_step_baby.py --threads 1 --full        # the whole capstone in both engines
+    python benchmarks/train_step_baby.py --threads 1 --full --preset baby-2023 --seed 1338 --only torch
+    python benchmarks/train_step_baby.py --eval-noise out/char/ckpt.npz      # noise of a 20-batch val loss
 
 A step is: forward + loss, zero_grad, backward, clip the gradient norm to 1, AdamW step (nanoGPT's two
-parameter groups). Batches are random tokens (the data do not change the cost). Not a test.
+parameter groups). Batches are random tokens (the data do not change the cost). Each run times `--steps` steps
+one by one (after 3 warm-up steps) and reports their median; `--repeats` runs alternate ours/torch in fresh
+processes and the best run of each counts. `--threads N` sets OMP/OpenBLAS/MKL/Numba threads and torch's.
+Both engines' processes first call `minitorch_attn.train.retain_freed_memory()`, as train_loop does (glibc
+keeps freed memory for the next step; `--no-retain-memory` skips it in both).
+Not a test; measurements and what they found: NOTES_train_step_baby.md.
 
 `--full` runs the capstone (`train-char --preset baby`: tiny Shakespeare, 2000 iterations, nanoGPT's
 schedule, evaluations every 250 steps) in our engine and in torch, one after the other in separate processes,
 from the SAME initial weights (ours, copied into the torch model) and the same batches (the loop's generator,
 seed 1337), and prints the wall time per step of each (evaluations included, as nanoGPT's timing), the ratio,
-and both final val losses (mean over 200 batches per split). About 3 + 2 minutes on one thread.
+and both final val losses (mean over 200 batches per split). About 2 + 2 minutes on one thread. `--preset`,
+`--seed` and `--override '{"train": {...}, "model": {...}}'` (merged into the preset) pick the recipe; `--only`
+runs one engine (the torch twin follows the recipe's gelu, bias, decay groups and schedule as ours does).
 """
 
 from __future__ import annotations
@@ -27,6 +36,25 @@ import sys
 import time
 
 V, T, C, L, H, B = 65, 64, 128, 4, 4, 12
+
+
+def _median_step_ms(step, steps: int) -> float:
+    """The median wall time of `steps` calls of `step`, in ms: on a shared machine a step now and then waits
+    for a core (several times its own time), and the median ignores those stalls where the mean does not."""
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return 1000 * sorted(times)[len(times) // 2]
+
+
+def _allocator(retain: bool) -> None:
+    """Both engines run under the same malloc settings: `retain_freed_memory` (what train_loop does) or none."""
+    if retain:
+        from minitorch_attn.train import retain_freed_memory
+
+        retain_freed_memory()
 
 
 def ours(steps: int, profile: bool) -> tuple[float, str]:
@@ -52,10 +80,7 @@ def ours(steps: int, profile: bool) -> tuple[float, str]:
 
     for _ in range(3):
         step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    ms = 1000 * (time.perf_counter() - t) / steps
+    ms = _median_step_ms(step, steps)
     report = ""
     if profile:
         import cProfile
@@ -73,8 +98,9 @@ def ours(steps: int, profile: bool) -> tuple[float, str]:
     return ms, report
 
 
-def _torch_gpt(vocab: int = V):
-    """The baby GPT in torch with nanoGPT's module names (so our state_dict loads with load_state_dict)."""
+def _torch_gpt(vocab: int = V, gelu: str = "none", bias: bool = False):
+    """The baby GPT in torch with nanoGPT's module names (so our state_dict loads with load_state_dict);
+    `gelu`: torch's `approximate` ("tanh": nanoGPT's early `new_gelu`); `bias`: in Linear and LayerNorm."""
     import torch
     import torch.nn as tnn
     from torch.nn import functional as TF
@@ -84,7 +110,7 @@ def _torch_gpt(vocab: int = V):
     class Attn(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.c_attn, self.c_proj = tnn.Linear(C, 3 * C, bias=False), tnn.Linear(C, C, bias=False)
+            self.c_attn, self.c_proj = tnn.Linear(C, 3 * C, bias=bias), tnn.Linear(C, C, bias=bias)
 
         def forward(self, x):
             b, t, _ = x.shape
@@ -96,15 +122,15 @@ def _torch_gpt(vocab: int = V):
     class MLP(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.c_fc, self.c_proj = tnn.Linear(C, 4 * C, bias=False), tnn.Linear(4 * C, C, bias=False)
+            self.c_fc, self.c_proj = tnn.Linear(C, 4 * C, bias=bias), tnn.Linear(4 * C, C, bias=bias)
 
         def forward(self, x):
-            return self.c_proj(TF.gelu(self.c_fc(x)))
+            return self.c_proj(TF.gelu(self.c_fc(x), approximate=gelu))
 
     class Block(tnn.Module):
         def __init__(self):
             super().__init__()
-            self.ln_1, self.ln_2 = tnn.LayerNorm(C, bias=False), tnn.LayerNorm(C, bias=False)
+            self.ln_1, self.ln_2 = tnn.LayerNorm(C, bias=bias), tnn.LayerNorm(C, bias=bias)
             self.attn, self.mlp = Attn(), MLP()
 
         def forward(self, x):
@@ -116,7 +142,7 @@ def _torch_gpt(vocab: int = V):
             super().__init__()
             self.transformer = tnn.ModuleDict(dict(
                 wte=tnn.Embedding(vocab, C), wpe=tnn.Embedding(T, C),
-                h=tnn.ModuleList([Block() for _ in range(L)]), ln_f=tnn.LayerNorm(C, bias=False)))
+                h=tnn.ModuleList([Block() for _ in range(L)]), ln_f=tnn.LayerNorm(C, bias=bias)))
             self.lm_head = tnn.Linear(C, vocab, bias=False)
             self.transformer.wte.weight = self.lm_head.weight
 
@@ -152,13 +178,35 @@ def torch_step(steps: int) -> float:
 
     for _ in range(3):
         step()
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return 1000 * (time.perf_counter() - t) / steps
+    return _median_step_ms(step, steps)
 
 
-def full_run(engine: str, seed: int = 1337, data: str | None = None) -> dict:
+def _torch_param_groups(model, weight_decay: float, decay: str) -> list:
+    """nanoGPT's two AdamW groups (see `GPT.configure_optimizers`): "matrices" decays every parameter with
+    dim >= 2, "linear" only the weights of nn.Linear layers other than the tied lm_head."""
+    import torch
+
+    if decay == "matrices":
+        decayed = {id(p) for p in model.parameters() if p.dim() >= 2}
+    else:
+        decayed = {id(m.weight) for m in model.modules()
+                   if isinstance(m, torch.nn.Linear) and m is not model.lm_head}
+    params = list(model.parameters())
+    return [{"params": [p for p in params if id(p) in decayed], "weight_decay": weight_decay},
+            {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
+
+
+def recipe(preset: str, override: str | None) -> dict:
+    """PRESETS[preset] with the JSON `override` ({"model": {...}, "train": {...}}) merged in."""
+    from minitorch_attn.train import PRESETS
+
+    spec = {k: dict(v) for k, v in PRESETS[preset].items()}
+    for part, values in json.loads(override or "{}").items():
+        spec[part].update(values)
+    return spec
+
+
+def full_run(engine: str, spec: dict, seed: int = 1337, data: str | None = None) -> dict:
     """The capstone in one engine: {"seconds", "steps", "val_loss", "train_loss"} (see the module docstring)."""
     import tempfile
 
@@ -166,7 +214,7 @@ def full_run(engine: str, seed: int = 1337, data: str | None = None) -> dict:
         from minitorch_attn.train import train_char
 
         with tempfile.TemporaryDirectory() as out:
-            hist = train_char(data, "baby", out=out, seed=seed, progress=False)
+            hist = train_char(data, spec, out=out, seed=seed, progress=False)
         return {"seconds": hist["seconds"], "steps": hist["step"], **{k: v for k, v in hist["eval"][-1].items()
                                                                      if k != "step"}}
     import types
@@ -175,21 +223,17 @@ def full_run(engine: str, seed: int = 1337, data: str | None = None) -> dict:
     import torch
 
     from minitorch_attn.data.text import load_char_corpus
-    from minitorch_attn.train import PRESETS, NanoGPTSchedule, build_char_model
+    from minitorch_attn.train import SCHEDULES, build_char_model
 
-    spec = PRESETS["baby"]
     tc = spec["train"]
     corpus = load_char_corpus(data)
     ours_model, cfg = build_char_model(corpus.chars, spec, seed)  # the same initial weights as ours
-    model = _torch_gpt(corpus.vocab_size)
+    model = _torch_gpt(corpus.vocab_size, cfg.gelu, cfg.bias)
     model.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in ours_model.state_dict().items()})
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    no_decay = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc["weight_decay"]},
-                             {"params": no_decay, "weight_decay": 0.0}],
+    opt = torch.optim.AdamW(_torch_param_groups(model, tc["weight_decay"], tc.get("decay", "matrices")),
                             lr=tc["learning_rate"], betas=(tc["beta1"], tc["beta2"]), eps=1e-8)
-    sched = NanoGPTSchedule(types.SimpleNamespace(lr=tc["learning_rate"]), tc["warmup_iters"],
-                            tc["lr_decay_iters"], tc["min_lr"])
+    sched = SCHEDULES[tc.get("schedule", "nanogpt")](types.SimpleNamespace(lr=tc["learning_rate"]),
+                                                     tc["warmup_iters"], tc["lr_decay_iters"], tc["min_lr"])
     bsz, blk, steps = tc["batch_size"], cfg.block_size, tc["max_iters"]
 
     def estimate(n):  # as minitorch_attn.train.estimate_loss: the same n batches (seed 0) of each split
@@ -221,10 +265,35 @@ def full_run(engine: str, seed: int = 1337, data: str | None = None) -> dict:
     return {"seconds": time.perf_counter() - start, "steps": steps, **final}
 
 
+def eval_noise(checkpoint: str, batches: int = 2000, seed: int = 12345) -> str:
+    """How noisy nanoGPT's 20-batch evaluation is: the val loss of a train-char checkpoint on `batches` random
+    batches, the standard error of a mean of 20 and of 200, and how often a 20-batch mean is <= 1.88
+    (bootstrap of 100,000 means)."""
+    import numpy as np
+
+    from minitorch_attn.autograd.tensor import no_grad
+    from minitorch_attn.data.text import load_char_corpus
+    from minitorch_attn.train import load_char_model
+
+    model, _, config = load_char_model(checkpoint)
+    corpus = load_char_corpus(None)
+    bsz, blk = config["train"]["batch_size"], config["model"]["block_size"]
+    rng = np.random.default_rng(seed)
+    with no_grad():
+        losses = np.array([model(*corpus.get_batch("val", bsz, blk, rng))[1].item() for _ in range(batches)])
+    sd = losses.std(ddof=1)
+    boot = rng.choice(losses, size=(100_000, 20)).mean(axis=1)
+    return (f"{checkpoint}: {batches} random val batches: mean {losses.mean():.4f}, per-batch sd {sd:.4f}; "
+            f"standard error of a 20-batch mean {sd / 20 ** 0.5:.4f}, of a 200-batch mean {sd / 200 ** 0.5:.4f}; "
+            f"P(20-batch mean <= 1.88) = {(boot <= 1.88).mean():.3f} (5th percentile {np.percentile(boot, 5):.4f})")
+
+
 def _child(engine: str, a, env) -> list[str]:
     cmd = [sys.executable, __file__, "--engine", engine, "--steps", str(a.steps)]
     cmd += ["--threads", str(a.threads)] if a.threads else []
-    cmd += ["--full"] if a.full else []
+    cmd += ["--full", "--preset", a.preset, "--seed", str(a.seed)] if a.full else []
+    cmd += ["--no-retain-memory"] if a.no_retain_memory else []
+    cmd += ["--override", a.override] if a.full and a.override else []
     cmd += ["--profile"] if a.profile and engine == "ours" else []
     return subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()
 
@@ -232,19 +301,34 @@ def _child(engine: str, a, env) -> list[str]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--threads", type=int, help="OMP/OpenBLAS/MKL threads (and torch.set_num_threads) for both")
+    p.add_argument("--threads", type=int,
+                   help="OMP/OpenBLAS/MKL/Numba threads (and torch.set_num_threads) for both")
     p.add_argument("--profile", action="store_true")
     p.add_argument("--repeats", type=int, default=1,
                    help="run ours and torch this many times, interleaved, and keep each one's best")
     p.add_argument("--full", action="store_true", help="the whole capstone (2000 steps) in both engines")
+    p.add_argument("--preset", default="baby", help="with --full: the train-char preset (default baby)")
+    p.add_argument("--seed", type=int, default=1337, help="with --full: the seed of the weights and batches")
+    p.add_argument("--override", help='with --full: JSON merged into the preset, e.g. \'{"train": {"decay": '
+                                      '"linear"}}\' (for recipe experiments)')
+    p.add_argument("--only", choices=("ours", "torch"), help="with --full: run one engine only")
+    p.add_argument("--no-retain-memory", action="store_true",
+                   help="skip minitorch_attn.train.retain_freed_memory() (train_loop calls it) in both engines")
+    p.add_argument("--eval-noise", metavar="CHECKPOINT",
+                   help="how noisy a 20-batch val estimate of this train-char checkpoint is (see eval_noise)")
     p.add_argument("--engine", choices=("ours", "torch"), help=argparse.SUPPRESS)  # the child processes
     a = p.parse_args()
+    if a.eval_noise:
+        print(eval_noise(a.eval_noise))
+        return 0
+    if a.engine:
+        _allocator(not a.no_retain_memory)
     if a.engine and a.full:
         if a.threads and a.engine == "torch":
             import torch
 
             torch.set_num_threads(a.threads)
-        print(json.dumps(full_run(a.engine)))
+        print(json.dumps(full_run(a.engine, recipe(a.preset, a.override), a.seed)))
         return 0
     if a.engine == "ours":
         ms, report = ours(a.steps, a.profile)
@@ -259,15 +343,20 @@ def main() -> int:
         return 0
     env = dict(os.environ)
     if a.threads:
-        env.update({k: str(a.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")})
+        env.update({k: str(a.threads) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                                "NUMBA_NUM_THREADS")})
     threads = a.threads or "default"
     if a.full:
-        runs = {engine: json.loads(_child(engine, a, env)[-1]) for engine in ("ours", "torch")}
+        engines = (a.only,) if a.only else ("ours", "torch")
+        runs = {engine: json.loads(_child(engine, a, env)[-1]) for engine in engines}
         ms = {e: 1000 * r["seconds"] / r["steps"] for e, r in runs.items()}
+        print(f"preset {a.preset}, seed {a.seed}" + (f", override {a.override}" if a.override else ""))
         for e, r in runs.items():
             print(f"{e:>5}: {r['steps']} steps in {r['seconds']:.1f} s ({ms[e]:.1f} ms/step, evaluations "
                   f"included); final train loss {r['train_loss']:.5f}, val loss {r['val_loss']:.5f}")
-        print(f"capstone (baby, tiny Shakespeare), threads={threads}: wall time per step ours/torch "
+        if a.only:
+            return 0
+        print(f"capstone ({a.preset}, tiny Shakespeare), threads={threads}: wall time per step ours/torch "
               f"{ms['ours'] / ms['torch']:.2f}x; final val loss ours {runs['ours']['val_loss']:.5f}, "
               f"torch {runs['torch']['val_loss']:.5f}")
         return 0
@@ -279,7 +368,8 @@ def main() -> int:
             if len(out) > 1:
                 print("\n".join(out[1:]))
     best = {e: min(v) for e, v in results.items()}
-    print(f"baby GPT training step (B={B}, T={T}), threads={threads}, best of {max(1, a.repeats)}: "
+    print(f"baby GPT training step (B={B}, T={T}), threads={threads}, median step of {a.steps}, best of "
+          f"{max(1, a.repeats)} runs: "
           f"ours {best['ours']:.1f} ms, torch {best['torch']:.1f} ms, ratio {best['ours'] / best['torch']:.2f}x "
           f"(all runs: ours {', '.join(f'{v:.1f}' for v in results['ours'])}; "
           f"torch {', '.join(f'{v:.1f}' for v in results['torch'])})")

@@ -122,12 +122,30 @@ class SGD(Optimizer):
         ### END SOLUTION
 
 
+_KERNEL: list = []
+
+
+def _kernel():
+    """`minitorch_attn._optim_kernel` (Numba: Adam's update in one vectorised pass; float64 sums of squares),
+    or None without Numba; imported on first use."""
+    if not _KERNEL:
+        try:
+            from . import _optim_kernel as kernel
+        except ImportError:
+            kernel = None
+        _KERNEL.append(kernel)
+    return _KERNEL[0]
+
+
 class Adam(Optimizer):
     """Adam, as torch. For each parameter p with gradient g, at its step t = 1, 2, ...:
 
         g = g + weight_decay * p                (L2 penalty, when weight_decay != 0)
         m = β1 m + (1 - β1) g,   v = β2 v + (1 - β2) g²
         p = p - lr / (1 - β1ᵗ) * m / (√v / √(1 - β2ᵗ) + eps)
+
+    The NumPy lines below are the reference; with Numba installed, float32/float64 parameters stored
+    contiguously go through `_optim_kernel.adam_update` instead (the same formula in one pass).
     """
 
     decoupled_weight_decay = False
@@ -145,22 +163,33 @@ class Adam(Optimizer):
                 if p.grad is None:
                     continue
                 g = p.grad
-                if self.weight_decay != 0:
-                    if self.decoupled_weight_decay:
-                        p.data *= 1 - self.lr * self.weight_decay
-                    else:
-                        g = g + self.weight_decay * p.data
                 state = self.state.setdefault(i, {})
                 if not state:
                     state.update(step=0, exp_avg=np.zeros_like(p.data), exp_avg_sq=np.zeros_like(p.data))
                 state["step"] += 1
                 t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                if _fast(p.data, m, v):
+                    _kernel().adam_update(p.data, g, m, v, t, self.lr, self.betas, self.eps, self.weight_decay,
+                                          self.decoupled_weight_decay)
+                    continue
+                if self.weight_decay != 0:
+                    if self.decoupled_weight_decay:
+                        p.data *= 1 - self.lr * self.weight_decay
+                    else:
+                        g = g + self.weight_decay * p.data
                 m *= b1
                 m += (1 - b1) * g
                 v *= b2
                 v += (1 - b2) * g * g
                 denom = np.sqrt(v) / math.sqrt(1 - b2**t) + self.eps
                 p.data -= (self.lr / (1 - b1**t)) * m / denom
+
+
+def _fast(p: np.ndarray, m: np.ndarray, v: np.ndarray) -> bool:
+    """Whether `_optim_kernel.adam_update` can update p, m, v in place (contiguous float arrays of one dtype)."""
+    return (p.dtype in (np.float32, np.float64) and m.dtype == p.dtype and v.dtype == p.dtype
+            and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous and p.flags.writeable
+            and _kernel() is not None)
 
 
 class AdamW(Adam):
@@ -187,6 +216,8 @@ def clip_grad_norm_(params, max_norm: float, norm_type: float = 2.0) -> float:
         return 0.0
     if norm_type == math.inf:
         total = max(float(np.abs(g).max(initial=0.0)) for g in grads)
+    elif norm_type == 2 and _kernel() is not None:  # one vectorised pass per gradient, float64 sums
+        total = math.sqrt(sum(_kernel().sum_squares(g) for g in grads))
     else:
         total = sum(float((np.abs(g) ** norm_type).sum()) for g in grads) ** (1.0 / norm_type)
     coef = max_norm / (total + 1e-6)

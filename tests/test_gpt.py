@@ -67,6 +67,40 @@ def test_init_follows_nanogpt():
     assert np.all(dict(m.named_parameters())["transformer.h.0.ln_1.weight"].data == 1)
 
 
+def test_configure_optimizers_decay_groups():
+    """"matrices" (nanoGPT since May 2023) decays every >= 2-D parameter, embeddings included; "linear" (nanoGPT
+    when its README reported 1.88) only the Linear weights, not the tied head/token embedding nor wpe."""
+    m = small_gpt(bias=True)
+    names = {id(p): n for n, p in m.named_parameters()}
+    for decay, expected in (("matrices", {n for n, p in m.named_parameters() if p.ndim >= 2}),
+                            ("linear", {n for n, p in m.named_parameters()
+                                        if n.endswith(("c_attn.weight", "c_proj.weight", "c_fc.weight"))})):
+        opts = m.configure_optimizers(0.1, 1e-3, decay=decay)
+        assert [o.weight_decay for o in opts] == [0.1, 0.0]
+        assert {names[id(p)] for p in opts[0].params} == expected
+        assert len(opts[0].params) + len(opts[1].params) == len(names)
+    with pytest.raises(ValueError, match="decay must be"):
+        m.configure_optimizers(0.1, 1e-3, decay="all")
+
+
+def test_gelu_config_picks_the_mlp_activation():
+    """GPTConfig(gelu="tanh") is nanoGPT's early new_gelu: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))."""
+    x = np.random.default_rng(1).standard_normal((2, 3, 16))
+    for gelu in ("none", "tanh"):
+        m = small_gpt(gelu=gelu).double()
+        mlp = m.transformer.h[0].mlp
+        h = x @ mlp.c_fc.weight.data.T + mlp.c_fc.bias.data
+        if gelu == "tanh":
+            act = 0.5 * h * (1 + np.tanh(np.sqrt(2 / np.pi) * (h + 0.044715 * h**3)))
+        else:
+            from scipy.special import ndtr
+
+            act = h * ndtr(h)
+        expected = act @ mlp.c_proj.weight.data.T + mlp.c_proj.bias.data
+        np.testing.assert_allclose(mlp(mta.tensor(x)).data, expected, rtol=1e-12, atol=1e-12)
+    assert nn.GPTConfig.from_dict(nn.GPTConfig(gelu="tanh").to_dict()).gelu == "tanh"
+
+
 def test_causality_future_tokens_do_not_change_earlier_logits():
     m = small_gpt()
     rng = np.random.default_rng(1)

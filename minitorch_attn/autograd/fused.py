@@ -96,11 +96,37 @@ class LogSoftmax(Function):
         return grad - np.exp(out) * grad.sum(axis=axis, keepdims=True)
 
 
+_KERNELS: dict = {}
+
+
+def _kernel(name: str):
+    """The Numba kernel module `name` of this package (`_gelu_kernel`, `_layernorm_kernel`, ...), or None
+    without Numba; imported on first use."""
+    if name not in _KERNELS:
+        try:
+            import importlib
+
+            _KERNELS[name] = importlib.import_module(f"{__package__}.{name}")
+        except ImportError:
+            _KERNELS[name] = None
+    return _KERNELS[name]
+
+
 class LayerNorm(Function):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last `n` axes (biased variance)."""
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last `n` axes (biased variance).
+
+    Over the last axis alone (n == 1, float32 or float64, C-contiguous) this runs `_layernorm_kernel` (Numba:
+    one or two passes per row, the rows of large inputs split over the threads) when Numba is installed. It
+    makes the same operations in the same order as the NumPy lines below (NumPy's pairwise sums included), so
+    both give the same bits; those lines are the reference and the fallback."""
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, n=1, eps=1e-5):
+        kernel = _kernel("_layernorm_kernel") if n == 1 and x.dtype in (np.float32, np.float64) else None
+        if kernel is not None and x.size and x.flags.c_contiguous:
+            out, xhat, rstd = kernel.layer_norm_forward(x, weight, bias, eps)
+            ctx.save(xhat, rstd, weight, None)
+            return out
         axes = tuple(range(x.ndim - n, x.ndim))
         mu = x.mean(axis=axes, keepdims=True)
         xc = x - mu
@@ -117,6 +143,11 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         xhat, rstd, weight, axes = ctx.saved
+        if axes is None:  # the Numba forward ran (rstd without the kept axis)
+            if grad.flags.c_contiguous:  # the kernel computes all three gradients, in NumPy's order of sums
+                gx, gw, gb = _kernel("_layernorm_kernel").layer_norm_backward(grad, xhat, rstd, weight)
+                return (gx, gw, gb)[: len(ctx.needs_input_grad)]
+            rstd, axes = rstd[..., None], (xhat.ndim - 1,)  # NumPy sums a strided grad in its own order
         lead = tuple(range(xhat.ndim - len(axes)))
         gw = (grad * xhat).sum(axis=lead) if weight is not None and ctx.needs_input_grad[1] else None
         gb = grad.sum(axis=lead) if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2] else None
@@ -179,7 +210,8 @@ class CrossEntropy(Function):
 
 
 class Embedding(Function):
-    """weight[indices]; backward scatters the rows of `grad` back with `np.add.at` (repeats add up)."""
+    """weight[indices]; backward scatters the rows of `grad` back with `np.add.at` (repeats add up), or, for a
+    2-D weight with Numba installed, with `_embedding_kernel` (the same additions in the same order)."""
 
     @staticmethod
     def forward(ctx, weight, indices=None):
@@ -189,7 +221,11 @@ class Embedding(Function):
     @staticmethod
     def backward(ctx, grad):
         (indices,) = ctx.saved
-        gw = np.zeros(ctx.shapes[0], dtype=grad.dtype)
+        shape = ctx.shapes[0]
+        kernel = _kernel("_embedding_kernel") if len(shape) == 2 else None
+        if kernel is not None:
+            return kernel.embedding_backward(indices, grad, shape)
+        gw = np.zeros(shape, dtype=grad.dtype)
         np.add.at(gw, indices, grad)
         return gw
 
@@ -243,37 +279,25 @@ class Linear(Function):
         return gx, gw, (g2.sum(axis=0) if need[2] else None)
 
 
-_GELU_KERNEL: list = []
-
-
-def _gelu_kernel():
-    """The Numba GELU module (`_gelu_kernel`), or None without Numba; imported on first use."""
-    if not _GELU_KERNEL:
-        try:
-            from . import _gelu_kernel as kernel
-        except ImportError:
-            kernel = None
-        _GELU_KERNEL.append(kernel)
-    return _GELU_KERNEL[0]
-
-
 class GELU(Function):
     """x * Φ(x) with the exact normal CDF (`approximate="none"`) or the tanh form (`"tanh"`).
 
-    Exact GELU of a float32 array runs through `_gelu_kernel` (Numba; erf from fitted polynomials, within
-    float32 round-off of scipy.special.erf) when Numba is installed, else through scipy.special.erf."""
+    Exact GELU of a float32 array runs through `_gelu_kernel` (Numba, vectorised, large arrays split over the
+    threads; erf from fitted polynomials, within float32 round-off of scipy.special.erf) when Numba is
+    installed, else through scipy.special.erf."""
 
     @staticmethod
     def forward(ctx, x, approximate="none"):
         if approximate == "tanh":
             k = math.sqrt(2 / math.pi)
-            inner = k * (x + 0.044715 * x**3)
+            inner = k * (x + 0.044715 * (x * x * x))  # x * x * x as torch's kernel (x**3 is a slow pow call)
             t = np.tanh(inner)
             ctx.save(x, t, approximate)
             return 0.5 * x * (1 + t)
-        if x.dtype == np.float32 and _gelu_kernel() is not None:  # one Numba pass, ~14x faster than scipy
-            out, cdf, e = _gelu_kernel().gelu_forward(x)
-            ctx.save(x, cdf, (approximate, e))
+        if x.dtype == np.float32 and _kernel("_gelu_kernel") is not None:  # one Numba pass, ~14x faster than scipy
+            # keeps only the derivative Φ(x) + x·φ(x): the backward is grad * deriv (reads 2 arrays, not 4)
+            out, deriv = _kernel("_gelu_kernel").gelu_forward_deriv(x)
+            ctx.save(None, deriv, (approximate, None))
             return out
         cdf = 0.5 * (1 + erf(x / math.sqrt(2)))
         ctx.save(x, cdf, approximate)
@@ -282,8 +306,8 @@ class GELU(Function):
     @staticmethod
     def backward(ctx, grad):
         x, s, approximate = ctx.saved
-        if isinstance(approximate, tuple):  # the Numba forward kept e = exp(-x²/2)
-            return _gelu_kernel().gelu_backward(grad, x, approximate[1], s)
+        if isinstance(approximate, tuple):  # the Numba forward kept the derivative
+            return grad * s
         if approximate == "tanh":
             k = math.sqrt(2 / math.pi)
             dinner = k * (1 + 3 * 0.044715 * x**2)

@@ -49,7 +49,9 @@ __all__ = ["GPT", "GPTConfig", "cached_attention", "next_token_probs", "sample_t
 
 @dataclass
 class GPTConfig:
-    """nanoGPT's GPTConfig (its defaults are GPT-2 small's; the presets in `minitorch_attn.train` are tiny)."""
+    """nanoGPT's GPTConfig (its defaults are GPT-2 small's; the presets in `minitorch_attn.train` are tiny),
+    plus `gelu`: the MLP's GELU, "none" (exact, torch's nn.GELU, nanoGPT since May 2023) or "tanh" (the tanh
+    formula, nanoGPT's `new_gelu` before then)."""
 
     block_size: int = 1024
     vocab_size: int = 50304
@@ -58,6 +60,7 @@ class GPTConfig:
     n_embd: int = 768
     dropout: float = 0.0
     bias: bool = True
+    gelu: str = "none"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -170,7 +173,7 @@ class MLP(Module):
         super().__init__()
         n = config.n_embd
         self.c_fc = Linear(n, 4 * n, bias=config.bias, rng=rng, dtype=dtype)
-        self.gelu = GELU()
+        self.gelu = GELU(approximate=config.gelu)
         self.c_proj = Linear(4 * n, n, bias=config.bias, rng=rng, dtype=dtype)
         self.dropout = Dropout(config.dropout, rng=rng)
 
@@ -267,13 +270,25 @@ class GPT(Module):
         return self.lm_head(x[:, -1]), presents
 
     def configure_optimizers(self, weight_decay: float, learning_rate: float, betas=(0.9, 0.99),
-                             eps: float = 1e-8) -> list:
-        """nanoGPT's two parameter groups as two AdamW optimizers: every matrix (ndim >= 2: Linear weights
-        and the embeddings) decays, biases and LayerNorm parameters do not."""
+                             eps: float = 1e-8, decay: str = "matrices") -> list:
+        """nanoGPT's two parameter groups as two AdamW optimizers (the first decays, the second does not).
+
+        decay="matrices" (nanoGPT since May 2023): every matrix decays (ndim >= 2: Linear weights and the
+        embeddings, the tied wte/lm_head included); biases and LayerNorm parameters do not.
+        decay="linear" (nanoGPT before, so when its README reported the CPU baby run's 1.88): only the weights
+        of Linear layers decay, and not the tied lm_head (it is the token embedding); the embeddings, biases
+        and LayerNorm parameters do not."""
+        if decay not in ("matrices", "linear"):
+            raise ValueError(f"configure_optimizers: decay must be 'matrices' or 'linear'; got {decay!r}")
         params = list(self.parameters())
-        decay = [p for p in params if p.ndim >= 2]
-        no_decay = [p for p in params if p.ndim < 2]
-        opts = [optim.AdamW(decay, lr=learning_rate, betas=betas, eps=eps, weight_decay=weight_decay)]
+        if decay == "matrices":
+            decayed = {id(p) for p in params if p.ndim >= 2}
+        else:
+            tied = id(self.transformer.wte.weight)
+            decayed = {id(m.weight) for m in self.modules() if isinstance(m, Linear) and id(m.weight) != tied}
+        no_decay = [p for p in params if id(p) not in decayed]
+        opts = [optim.AdamW([p for p in params if id(p) in decayed], lr=learning_rate, betas=betas, eps=eps,
+                            weight_decay=weight_decay)]
         if no_decay:
             opts.append(optim.AdamW(no_decay, lr=learning_rate, betas=betas, eps=eps, weight_decay=0.0))
         return opts
