@@ -30,12 +30,12 @@ O(B·H·N·d), plus a few (Br × Bc) tiles per work item. Nothing of size N × N
 from __future__ import annotations
 
 import math
-import os
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from ..autograd._threading import prefer_workqueue
 from .common import check_backward_inputs, check_inputs
 from .fastexp import FASTMATH, exp_shift_rowsum, exp_sub_accumulate
 from .tile_matmul import matmul_tile, matmul_tile_at
@@ -43,9 +43,9 @@ from .tile_matmul import matmul_tile, matmul_tile_at
 # Numba's threading layer: the process-wide pool that runs `prange`. By default Numba picks OpenMP when it can;
 # on the 2-core machine its workqueue layer ran these kernels 15–20 % faster (forward 130 ms against 160 ms
 # at N = 4096, see the notes), so it is chosen here unless the user chose a layer (NUMBA_THREADING_LAYER).
-# Its limit: two Python threads must not launch Numba-parallel code at the same time.
-if "NUMBA_THREADING_LAYER" not in os.environ and numba.config.THREADING_LAYER == "default":
-    numba.config.THREADING_LAYER = "workqueue"
+# Its limit: two Python threads must not launch Numba-parallel code at the same time. The rule is shared with
+# the training step's kernels (autograd/_threading.py), so the layer never depends on which kernel runs first.
+prefer_workqueue()
 
 FWD_TILES = (256, 64)  # (Br, Bc) of the forward, picked by timing on the 2-core machine (see the notes)
 BWD_TILES = (64, 256)  # (Br, Bc) of the backward
