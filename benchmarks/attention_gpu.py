@@ -41,7 +41,6 @@ import platform
 import statistics
 import sys
 import time
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -123,15 +122,12 @@ class Platform:
         return a.get() if hasattr(a, "get") and not isinstance(a, np.ndarray) else np.asarray(a)
 
 
-@cache
-def _harness_module(filename):
-    from minitorch_attn.kernels.cuda.harness import CpuModule
-
-    return CpuModule(path=SOURCE_DIR / filename)
-
-
 def _harness_kernel(filename, name):
-    return _harness_module(filename).get_function(name)
+    """One kernel of a kernels/cuda/*.cu file on the CPU harness (the progression's loader, one module per file)."""
+    return _HARNESS(SOURCE_DIR / filename, name)
+
+
+_HARNESS = progression.harness_kernels(seed=1)
 
 
 def _torch():

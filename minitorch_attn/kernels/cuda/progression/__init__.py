@@ -223,11 +223,11 @@ def harness_kernels(seed: int = 1):
 def cupy_kernels():
     """`get_kernel(path, name)` for a GPU, through CuPy's RawModule with the options the NVRTC compile check
     uses. Not run on the machines that run our CI (none has a GPU); the GPU benchmark and tests use it."""
-    import cupy
-
     from minitorch_attn.course.targets import cuda_source
 
-    from ..nvrtc import CUPY_OPTIONS
+    from ..cupy_backend import MODULE_OPTIONS, _cupy
+
+    cupy = _cupy()  # the backend's clear error without CuPy or a device
 
     modules: dict[tuple[Path, str], object] = {}
 
@@ -235,7 +235,7 @@ def cupy_kernels():
         path = Path(path)
         text = cuda_source(path)
         if (path, text) not in modules:
-            modules[(path, text)] = cupy.RawModule(code=text, options=CUPY_OPTIONS)
+            modules[(path, text)] = cupy.RawModule(code=text, options=MODULE_OPTIONS)
         return modules[(path, text)].get_function(name)
 
     return get_kernel
