@@ -8,6 +8,7 @@ vocab 65) in our engine and in the same model written in torch, each in its own 
     python benchmarks/train_step_baby.py --threads 1 --full        # the whole capstone in both engines
     python benchmarks/train_step_baby.py --threads 1 --full --preset baby-2023 --seed 1338 --only torch
     python benchmarks/train_step_baby.py --eval-noise out/char/ckpt.npz      # noise of a 20-batch val loss
+    python benchmarks/train_step_baby.py --threads 1 --full --iters 20 --data PATH   # a quick check (a test runs it)
 
 A step is: forward + loss, zero_grad, backward, clip the gradient norm to 1, AdamW step (nanoGPT's two
 parameter groups). Batches are random tokens (the data do not change the cost). Each run times `--steps` steps
@@ -196,13 +197,15 @@ def _torch_param_groups(model, weight_decay: float, decay: str) -> list:
             {"params": [p for p in params if id(p) not in decayed], "weight_decay": 0.0}]
 
 
-def recipe(preset: str, override: str | None) -> dict:
-    """PRESETS[preset] with the JSON `override` ({"model": {...}, "train": {...}}) merged in."""
-    from minitorch_attn.train import PRESETS
+def recipe(preset: str, override: str | None, iters: int | None = None) -> dict:
+    """PRESETS[preset] with the JSON `override` ({"model": {...}, "train": {...}}) merged in, shortened to
+    `iters` iterations as `train-char --iters` does (`minitorch_attn.train.with_iters`)."""
+    from minitorch_attn.train import PRESETS, with_iters
 
     spec = {k: dict(v) for k, v in PRESETS[preset].items()}
     for part, values in json.loads(override or "{}").items():
         spec[part].update(values)
+    spec["train"] = with_iters(spec["train"], iters)
     return spec
 
 
@@ -292,6 +295,8 @@ def _child(engine: str, a, env) -> list[str]:
     cmd = [sys.executable, __file__, "--engine", engine, "--steps", str(a.steps)]
     cmd += ["--threads", str(a.threads)] if a.threads else []
     cmd += ["--full", "--preset", a.preset, "--seed", str(a.seed)] if a.full else []
+    cmd += ["--iters", str(a.iters)] if a.full and a.iters else []
+    cmd += ["--data", a.data] if a.full and a.data else []
     cmd += ["--no-retain-memory"] if a.no_retain_memory else []
     cmd += ["--override", a.override] if a.full and a.override else []
     cmd += ["--profile"] if a.profile and engine == "ours" else []
@@ -312,6 +317,9 @@ def main() -> int:
     p.add_argument("--override", help='with --full: JSON merged into the preset, e.g. \'{"train": {"decay": '
                                       '"linear"}}\' (for recipe experiments)')
     p.add_argument("--only", choices=("ours", "torch"), help="with --full: run one engine only")
+    p.add_argument("--iters", type=int, help="with --full: this many iterations instead of the preset's "
+                                             "(as train-char --iters; for quick checks)")
+    p.add_argument("--data", help="with --full: the corpus (default: $MTA_DATA or ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--no-retain-memory", action="store_true",
                    help="skip minitorch_attn.train.retain_freed_memory() (train_loop calls it) in both engines")
     p.add_argument("--eval-noise", metavar="CHECKPOINT",
@@ -328,7 +336,7 @@ def main() -> int:
             import torch
 
             torch.set_num_threads(a.threads)
-        print(json.dumps(full_run(a.engine, recipe(a.preset, a.override), a.seed)))
+        print(json.dumps(full_run(a.engine, recipe(a.preset, a.override, a.iters), a.seed, a.data)))
         return 0
     if a.engine == "ours":
         ms, report = ours(a.steps, a.profile)

@@ -25,3 +25,38 @@ def test_attention_cpu_quick(tmp_path):
     assert {r["contender"] for r in report["results"]} >= {"naive", "tiled", "numba"}
     assert all(r["fwd_s"] > 0 and r["fwdbwd_s"] > 0 for r in report["results"])
     assert (tmp_path / "attention_cpu.png").stat().st_size > 10_000
+
+
+def _corpus(tmp_path) -> Path:
+    """The first 50,000 characters of tiny Shakespeare (CI keeps it next to the project), else a stand-in."""
+    shakespeare = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
+    text = (shakespeare.read_text(encoding="utf-8")[:50_000] if shakespeare.is_file()
+            else "".join(f"Line {i}: to be, or not to be, that is the question.\n" for i in range(1000)))
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_train_step_baby_times_both_engines():
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step_baby.py"), "--steps", "2",
+                          "--threads", "1"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "baby GPT training step" in out.stdout and "ratio" in out.stdout, out.stdout
+
+
+def test_train_step_baby_full_run_matches_torch(tmp_path):
+    """`--full --iters 20`: the capstone's code path, shortened. Both engines start from the same weights and
+    see the same batches, so their final losses must agree to float32 rounding (measured: equal to 5 decimals;
+    decaying only the Linear weights instead of every matrix, a subtle recipe change, moves val by 4.5e-4)."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_step_baby.py"), "--full", "--iters", "20",
+                          "--threads", "1", "--data", str(_corpus(tmp_path))],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-3000:]
+    losses = {}
+    for line in out.stdout.splitlines():
+        for engine in ("ours", "torch"):
+            if line.strip().startswith(f"{engine}: 20 steps"):
+                losses[engine] = float(line.rsplit("val loss", 1)[1])
+    assert set(losses) == {"ours", "torch"}, f"no final val loss line for both engines in:\n{out.stdout}"
+    assert abs(losses["ours"] - losses["torch"]) < 2e-4, f"ours and torch diverge after 20 steps: {losses}"
+    assert "wall time per step ours/torch" in out.stdout
