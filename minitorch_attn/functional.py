@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from .autograd import fused, ops
+from .autograd.entmax import entmax, entmax15, sparsemax  # lesson 13: sparse alternatives to softmax
 from .autograd.tensor import Tensor, as_tensors, is_grad_enabled
 from .random import default_rng
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "layer_norm", "cross_entropy", "embedding", "dropout",
     "gelu", "relu", "sigmoid", "tanh", "linear", "scaled_dot_product_attention",
+    "sparsemax", "entmax15", "entmax",
 ]
 
 

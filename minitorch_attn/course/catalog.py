@@ -58,6 +58,9 @@ LESSONS: dict[str, str] = {
     "09_transformer": "The transformer, and a character-level language model on a CPU",
     "10_flash_cpu": "Flash attention on the CPU: tiled online softmax in NumPy and Numba",
     "11_flash_cuda": "Flash attention in CUDA C: from the naive port to the tiled kernel",
+    "12_softmax_limits": "Softmax is not enough: how sharp attention can be, and adaptive temperature",
+    "13_sparse_attention": "Sparse attention: sparsemax and α-entmax",
+    "14_linear_attention": "Attention without softmax: linear, Galerkin and Fourier attention; μP's 1/d",
 }
 
 
@@ -401,6 +404,85 @@ EXERCISES: list[Exercise] = [
         "chunks; integers, not floats); block = (Br,) (one thread per query row); shared_mem = (BLOCK_N * d + "
         "BLOCK_N * DV_CHUNK) * 4 bytes (k_s holds BLOCK_N keys of width d, v_s BLOCK_N rows of DV_CHUNK "
         "columns, float32 = 4 bytes); return (grid, block, shared_mem)",
+    ),
+    # ---- lesson 12: softmax limits (add entries below this line) ---------------------------------------
+    Exercise(
+        "12.1", "12_softmax_limits", "max_weight_bound: the largest weight a softmax can give", 2,
+        "minitorch_attn.softmax_limits", "max_weight_bound",
+        hint="bound = e^Δ / (e^Δ + n - 1), written as 1 / (1 + (n - 1) * np.exp(-d)) with the float64 arrays "
+        "d and k already made for you (so Δ = 1e4 or inf gives 1, not inf / inf = NaN); assign it to `bound`",
+    ),
+    Exercise(
+        "12.2", "12_softmax_limits", "entropy: Shannon entropy in nats, with 0 log 0 = 0", 2,
+        "minitorch_attn.softmax_limits", "entropy",
+        hint="h = -(p * log p).sum(axis=axis), but take the log of np.where(p > 0, p, 1.0) so that a zero "
+        "weight (a masked item) adds 0 instead of 0 * -inf = NaN; assign it to `h`",
+    ),
+    Exercise(
+        "12.3", "12_softmax_limits", "adaptive_temperature: entropy -> beta -> softmax(beta * logits)", 4,
+        "minitorch_attn.softmax_limits", "adaptive_temperature",
+        hint="h = entropy(softmax_array(z, axis), axis=axis); poly = np.polyval(POLY_COEFFS, h) (highest degree "
+        "first); beta = 1 where h <= ENTROPY_THRESHOLD, else max(poly, 1), cast to z.dtype; probs = "
+        "softmax_array(z * np.expand_dims(beta, axis), axis): beta MULTIPLIES the logits (it is 1 / temperature)",
+    ),
+    # ---- lesson 13: sparse attention (add entries below this line) -------------------------------------
+    Exercise(
+        "13.1", "13_sparse_attention", "Sparsemax: sort, cumulative sum, support size, threshold; backward", 3,
+        "minitorch_attn.autograd.entmax", "Sparsemax",
+        hint="p = max(z - tau, 0) with tau from the sorted scores; backward: grad minus its mean over the "
+        "support, 0 off the support",
+        part_hints={
+            "forward": "z, empty = _shifted(x, axis) (axis moved last, row max subtracted, fully -inf rows "
+            "flagged); sort descending; csum = cumsum of the sorted scores with -inf replaced by 0; "
+            "k* = count of k (1-based) with 1 + k * z_(k) > csum_k; tau = (csum at k* - 1) / k*; "
+            "p = max(z - tau, 0), NaN on `empty` rows; move the axis back, ctx.save(p, axis)",
+            "backward": "s = (p > 0) (the support; NaN > 0 is False); "
+            "return s * (grad - sum(s * grad) / sum(s)), sums along axis with keepdims, and 0 where sum(s) = 0",
+        },
+    ),
+    Exercise(
+        "13.2", "13_sparse_attention", "Entmax15: the exact sort-based threshold for alpha = 1.5; backward", 3,
+        "minitorch_attn.autograd.entmax", "Entmax15",
+        hint="p = max(z/2 - tau, 0) ** 2; tau_k = mean_k - sqrt(delta_k) over the top k of u = z/2; "
+        "backward with s = sqrt(p)",
+        part_hints={
+            "forward": "z, empty = _shifted(x, axis); u = z / 2 sorted descending; with -inf replaced by 0 "
+            "in the sums, mean_k = cumsum(u)/k, mean_sq_k = cumsum(u**2)/k, delta_k = (1 - k * (mean_sq_k - "
+            "mean_k**2)) / k, tau_k = mean_k - sqrt(max(delta_k, 0)); k* = length of the prefix where "
+            "tau_k < u_(k) (np.cumprod of the test, summed); p = max(u - tau_k*, 0) ** 2; NaN on `empty` rows",
+            "backward": "s = sqrt(p) on the support (p > 0), 0 elsewhere; "
+            "return s * (grad - sum(s * grad) / sum(s)) along axis (0 where sum(s) = 0)",
+        },
+    ),
+    Exercise(
+        "13.3", "13_sparse_attention", "bisect_threshold: tau for any alpha by bisection", 2,
+        "minitorch_attn.autograd.entmax", "bisect_threshold",
+        hint="start at lo = -1 with width 1 - (1/n) ** (alpha - 1); n_iter times: width /= 2, mid = lo + "
+        "width, f = sum(max((alpha - 1) * z - mid, 0) ** (1 / (alpha - 1))) along the last axis (keepdims); "
+        "where f >= 1 move lo to mid; return lo (shape z.shape[:-1] + (1,))",
+    ),
+    # ---- lesson 14: linear attention (add entries below this line) -------------------------------------
+    Exercise(
+        "14.1", "14_linear_attention", "linear_attention_regrouped: φ(Q)(φ(K)ᵀV) with its normaliser", 3,
+        "minitorch_attn.linear_attention", "linear_attention_regrouped",
+        hint="kv = matmul(fk.transpose(-2, -1), v) (a d×dv matrix); z = fk.sum(axis=-2, keepdims=True) (one "
+        "d-vector of key features); numerator = matmul(fq, kv); denominator = (fq * z).sum(axis=-1, "
+        "keepdims=True) + eps (one number per query); return numerator / denominator. Never form fq @ fkᵀ",
+    ),
+    Exercise(
+        "14.2", "14_linear_attention", "causal_linear_attention_prefix: causal linear attention as prefix sums", 3,
+        "minitorch_attn.linear_attention", "causal_linear_attention_prefix",
+        hint="with *batch, n, d = fk.shape and dv = v.shape[-1]: outer = fk.reshape(*batch, n, d, 1) * "
+        "v.reshape(*batch, n, 1, dv); S = cumsum(outer, axis=-3) (state after each position); z = cumsum(fk, "
+        "axis=-2); numerator = matmul(fq.reshape(*batch, n, 1, d), S).reshape(*batch, n, dv); denominator = "
+        "(fq * z).sum(axis=-1, keepdims=True) + eps. Row i must not see keys j > i",
+    ),
+    Exercise(
+        "14.3", "14_linear_attention", "galerkin_attention: Q(LN(K)ᵀLN(V))/N", 2,
+        "minitorch_attn.linear_attention", "galerkin_attention",
+        hint="normalise K and V (not Q) over the feature axis: F.layer_norm(k, k.shape[-1], eps=eps), the same "
+        "for v; order == 'kv': matmul(q, matmul(k_nᵀ, v_n)) / n; order == 'qk': matmul(matmul(q, k_nᵀ), v_n) / n, "
+        "with ᵀ = .transpose(-2, -1) and n the number of keys. No softmax",
     ),
 ]
 

@@ -10,6 +10,7 @@ from .hopfield_tasks import (
     mil_bags,
     random_patterns,
 )
+from .max_retrieval import MaxRetrieval, max_retrieval  # lesson 12
 from .needle import NeedleBatch, decode_needle, key_position, needle_lm_batch, needle_task, needle_vocab_size
 from .retrieval import Retrieval, two_needle_retrieval
 from .sequences import BOS, EOS, PAD, SeqBatch, copy_task, decode_tokens, reversal_task
@@ -23,3 +24,4 @@ __all__ += ["NeedleBatch", "decode_needle", "key_position", "needle_lm_batch", "
             "needle_vocab_size"]  # lesson 09, needle in a haystack
 __all__ += ["Bags", "clustered_patterns", "corrupt", "flip_bits", "glyphs", "mask_half", "mil_bags",
             "random_patterns"]  # lessons 07-08
+__all__ += ["MaxRetrieval", "max_retrieval"]  # lesson 12
