@@ -91,6 +91,18 @@ def needle_grid(model, lengths, depths, trials: int = 100, seed: int = 0, n_symb
         warnings.warn(f"needle_grid: lengths {too_long} exceed the model's block_size={block_size}; their rows "
                       f"are NaN", RuntimeWarning, stacklevel=2)
 
+    def cell(L, p):
+        t = needle_task(trials, L, p, n_symbols, np.random.default_rng([seed, L, int(key_position(L, p))]))
+        return t.tokens, t.targets
+
+    return task_grid(model, lengths, depths, cell, batch_size, skip=too_long)
+
+
+def task_grid(model, lengths, depths, cell, batch_size: int = 1024, skip=()) -> np.ndarray:
+    """Greedy accuracy per (length, depth) cell: `cell(L, p)` returns (tokens (n, L), targets (n,)) and the
+    model's answer is the argmax of its logits at the last position. Lengths in `skip` stay NaN. The model is
+    evaluated without gradients in eval mode (restored afterwards), in batches of `batch_size` sequences.
+    Used by `needle_grid` and by lesson 16's `data.two_hop.two_hop_grid`."""
     acc = np.full((len(lengths), len(depths)), np.nan)
     was_training = getattr(model, "training", None)
     if hasattr(model, "eval"):
@@ -98,17 +110,14 @@ def needle_grid(model, lengths, depths, trials: int = 100, seed: int = 0, n_symb
     try:
         with no_grad():
             for i, L in enumerate(lengths):
-                if L in too_long:
+                if L in skip:
                     continue
-                tasks = []
-                for p in depths:
-                    kp = int(key_position(L, p))
-                    tasks.append(needle_task(trials, L, p, n_symbols, np.random.default_rng([seed, L, kp])))
-                idx = np.concatenate([t.tokens for t in tasks])
-                targets = np.concatenate([t.targets for t in tasks])
+                tasks = [cell(L, p) for p in depths]
+                idx = np.concatenate([tokens for tokens, _ in tasks])
+                targets = np.concatenate([t for _, t in tasks])
                 answers = np.concatenate([_last_logits(model, idx[s : s + batch_size]).argmax(-1)
                                           for s in range(0, len(idx), batch_size)])
-                acc[i] = (answers == targets).reshape(len(depths), trials).mean(axis=1)
+                acc[i] = (answers == targets).reshape(len(depths), -1).mean(axis=1)
     finally:
         if was_training and hasattr(model, "train"):
             model.train(was_training)

@@ -61,6 +61,8 @@ LESSONS: dict[str, str] = {
     "12_softmax_limits": "Softmax is not enough: how sharp attention can be, and adaptive temperature",
     "13_sparse_attention": "Sparse attention: sparsemax and α-entmax",
     "14_linear_attention": "Attention without softmax: linear, Galerkin and Fourier attention; μP's 1/d",
+    "15_graphs_and_sets": "Attention over graphs and sets: graph attention networks, attentive neural processes",
+    "16_long_context": "Long-context evaluation, and the anatomy of attention",
 }
 
 
@@ -483,6 +485,48 @@ EXERCISES: list[Exercise] = [
         hint="normalise K and V (not Q) over the feature axis: F.layer_norm(k, k.shape[-1], eps=eps), the same "
         "for v; order == 'kv': matmul(q, matmul(k_nᵀ, v_n)) / n; order == 'qk': matmul(matmul(q, k_nᵀ), v_n) / n, "
         "with ᵀ = .transpose(-2, -1) and n the number of keys. No softmax",
+    ),
+    # ---- lesson 15: graphs and sets (add entries below this line) -------------------------------------
+    Exercise(
+        "15.1", "15_graphs_and_sets", "gat_attention: graph-attention weights over each node's neighbours", 3,
+        "minitorch_attn.nn.graph", "gat_attention",
+        hint="with k, n, f = wh.shape: s_dst = matmul(wh, a_dst.reshape(k, f, 1)) (K, N, 1), s_src = matmul(wh, "
+        "a_src.reshape(k, f, 1)).reshape(k, 1, n); e = leaky_relu(s_dst + s_src, negative_slope) (K, N, N); "
+        "weights = F.softmax(where(mask, e, -inf), axis=-1) with mask = adj broadcast to e.shape; rows of adj "
+        "with no True entry get weights 0 (where(...) again), not NaN",
+    ),
+    Exercise(
+        "15.2", "15_graphs_and_sets", "gcn_norm: the symmetric normalisation D^-1/2 (A + I) D^-1/2", 2,
+        "minitorch_attn.nn.graph", "gcn_norm",
+        hint="a_hat = adj as float64 + np.eye(N); d = a_hat.sum(axis=1) (every degree >= 1); return "
+        "a_hat / sqrt(d_i) / sqrt(d_j), i.e. (1/sqrt(d))[:, None] * a_hat * (1/sqrt(d))[None, :]",
+    ),
+    Exercise(
+        "15.3", "15_graphs_and_sets", "cross_attention_aggregate: the attentive neural process's deterministic path",
+        3, "minitorch_attn.nn.neural_process", "cross_attention_aggregate",
+        hint="scores = matmul(query, keys.transpose(-2, -1)) / sqrt(d) with d = query.shape[-1] (B, Nt, Nc); "
+        "return matmul(F.softmax(scores, axis=-1), values): a softmax over the context points, one row per target",
+    ),
+    # ---- lesson 16: long context (add entries below this line) ------------------------------------------
+    Exercise(
+        "16.1", "16_long_context", "fact_task: literal and two-hop needles among distractor facts", 3,
+        "minitorch_attn.data.two_hop", "fact_task",
+        hint="draw A (the queried subject); literal: the answer fact's subject is A, distractor subjects any "
+        "entity but A; two-hop: B != A, the bridge A→B at a random position other than answer_pos, distractor "
+        "subjects neither A nor B; draw the answers v and the distractors' objects; write fact_token(subject, "
+        "object, E) at every fact position, the answer fact at answer_pos, then append query_token(A, E)",
+    ),
+    Exercise(
+        "16.2", "16_long_context", "compose_attention: combine(normaliser(score(q, k), mask), v)", 2,
+        "minitorch_attn.anatomy", "compose_attention",
+        hint="return combine(normaliser(score(q, k), mask), v): the score sees q and k, the normaliser the "
+        "scores and the mask, the combine the weights and v",
+    ),
+    Exercise(
+        "16.3", "16_long_context", "additive_score: Bahdanau's score vᵀ tanh(W q_i + U k_j)", 3,
+        "minitorch_attn.anatomy", "additive_score",
+        hint="hidden = (W(q)[:, :, None, :] + U(k)[:, None, :, :]).tanh(), shape (B, Nq, Nk, H); return "
+        "matmul(hidden, v), shape (B, Nq, Nk) (in this order, to match additive_attention bit for bit)",
     ),
 ]
 

@@ -3,11 +3,19 @@
 from .. import functional
 from .bahdanau import AdditiveAttention, additive_attention, masked_softmax
 from .gpt import GPT, GPTConfig, cached_attention, next_token_probs, sample_tokens  # lesson 09
+from .graph import GAT, GCN, GATLayer, GCNLayer, NodeMLP, gat_attention, gcn_norm, train_node_classifier
 from .hopfield import Hopfield, HopfieldLayer, HopfieldPooling, hopfield_association
 from .layers import GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, Tanh
 from .luong import LuongAttention, local_p_weights, luong_score
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
 from .multihead import MultiheadAttention, merge_heads, split_heads
+from .neural_process import (
+    ConditionalNP,
+    context_errors,
+    cross_attention_aggregate,
+    gaussian_nll,
+    train_neural_process,
+)
 from .positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
@@ -46,3 +54,9 @@ __all__ += [  # lesson 09
     "GPT", "GPTConfig", "cached_attention", "next_token_probs", "sample_tokens",
 ]
 __all__ += ["Hopfield", "HopfieldLayer", "HopfieldPooling", "hopfield_association"]  # lessons 07-08
+
+
+__all__ += [  # lesson 15
+    "GAT", "GATLayer", "GCN", "GCNLayer", "NodeMLP", "gat_attention", "gcn_norm", "train_node_classifier",
+    "ConditionalNP", "context_errors", "cross_attention_aggregate", "gaussian_nll", "train_neural_process",
+]
