@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn.anatomy import _tensor
 from minitorch_attn.autograd import ops
+from minitorch_attn.autograd.tensor import as_tensors
 from minitorch_attn.data.two_hop import FactBatch, _check, fact_position, fact_token, query_token
 
 
@@ -68,7 +68,7 @@ def compose_attention(score, normaliser, combine):
     Raises ValueError naming the shapes when k and v disagree on Nk or q and k on their batch axes."""
 
     def attend(q, k, v, mask=None):
-        q, k, v = _tensor(q), _tensor(k), _tensor(v)
+        q, k, v = as_tensors("compose_attention", (q, k, v))
         if k.ndim < 2 or v.ndim < 2 or q.ndim < 2 or k.shape[-2] != v.shape[-2] or q.shape[:-2] != k.shape[:-2]:
             raise ValueError(f"compose_attention: need q (..., Nq, dq), k (..., Nk, dk), v (..., Nk, dv) with the "
                              f"same batch axes and one value per key; got q {q.shape}, k {k.shape}, v {v.shape}")

@@ -45,7 +45,7 @@ import numpy as np
 
 from . import functional as F
 from .autograd import ops
-from .autograd.tensor import Tensor, no_grad
+from .autograd.tensor import Tensor, as_tensors, no_grad
 from .nn.luong import luong_score
 
 __all__ = ["Factored", "additive_score", "attention_maps", "compose_attention", "galerkin_combine", "galerkin_score",
@@ -63,10 +63,6 @@ class Factored(NamedTuple):
     def dense(self) -> Tensor:
         s = ops.matmul(self.left, self.right.transpose(-2, -1))
         return s if self.divisor == 1 else s / self.divisor
-
-
-def _tensor(x) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x))
 
 
 # ---- scores --------------------------------------------------------------------------------------------
@@ -205,7 +201,7 @@ def compose_attention(score, normaliser, combine):
     Raises ValueError naming the shapes when k and v disagree on Nk or q and k on their batch axes."""
 
     def attend(q, k, v, mask=None):
-        q, k, v = _tensor(q), _tensor(k), _tensor(v)
+        q, k, v = as_tensors("compose_attention", (q, k, v))
         if k.ndim < 2 or v.ndim < 2 or q.ndim < 2 or k.shape[-2] != v.shape[-2] or q.shape[:-2] != k.shape[:-2]:
             raise ValueError(f"compose_attention: need q (..., Nq, dq), k (..., Nk, dk), v (..., Nk, dv) with the "
                              f"same batch axes and one value per key; got q {q.shape}, k {k.shape}, v {v.shape}")
