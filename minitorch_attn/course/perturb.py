@@ -10,7 +10,8 @@ a second time with all of these changed at once (`PERTURBED`), and nbval must st
     python -m minitorch_attn.course.perturb checksums        # show that the perturbation changes bits
     python -m minitorch_attn.course.perturb nbval [PATHS]    # nbval over lessons/ (or PATHS), perturbed
 
-`python -m minitorch_attn lessons build` runs the same perturbed nbval on each notebook it writes.
+After `python -m minitorch_attn lessons build NN`, run `perturb nbval lessons/NN_*.ipynb` before committing
+(CI runs it over every lesson).
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ PERTURBED = {
     "OPENBLAS_NUM_THREADS": "1",  # ... on one thread: another split of every GEMM
     "NUMBA_NUM_THREADS": "1",  # Numba's prange: one worker
     "NUMBA_CPU_NAME": "generic",  # LLVM compiles for a baseline x86-64: 128-bit vectors, other reduction orders
-    "NUMBA_CACHE_DIR": "",  # filled in by perturbed_env(): code compiled for haswell must not reuse the host cache
     "ATEN_CPU_CAPABILITY": "default",  # torch's non-vectorised kernels (softmax, elementwise ops)
     "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # torch's GEMMs through MKL: AVX2 kernels on an AVX-512 machine
     "OMP_NUM_THREADS": "1",  # torch's intra-op threads, and OpenMP everywhere
@@ -43,6 +43,7 @@ def perturbed_env(base: dict | None = None) -> dict:
 
     env = dict(os.environ if base is None else base)
     env.update(PERTURBED)
+    # code compiled for another CPU must neither reuse nor overwrite the host's Numba cache
     env["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "minitorch_attn-numba-cache-generic")
     return env
 
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     n.add_argument("paths", nargs="*", default=["lessons"])
     args = parser.parse_args(argv)
     if args.command == "nbval":
-        print("perturbed numerics: " + " ".join(f"{k}={v}" for k, v in perturbed_env().items() if k in PERTURBED),
+        print("perturbed numerics: " + " ".join(f"{k}={v}" for k, v in PERTURBED.items()),
               flush=True)
         return nbval(args.paths)
     host, pert = compare_checksums()
