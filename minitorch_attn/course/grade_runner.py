@@ -1,0 +1,371 @@
+"""Inside the sandbox: run one lesson's official graded tests on one learner's extracted code.
+
+    python -m minitorch_attn.course.grade_runner SPEC.json RESULT_FD   (the record key on stdin)
+
+Started by `sandbox.run_sandboxed` (never by hand). SPEC names the graded test file, the learner's code
+cells (already extracted and reviewed by the trusted grader, `extract.py`) and the time limits; RESULT_FD is
+a file descriptor the grader opened on a file that lies outside the sandbox's view: one JSON line per cell
+and per test goes there, never to stdout (which the grader keeps only as a log and never parses). Each
+record carries a sequence number and an HMAC-SHA256 under a key the grader writes to stdin (read before any
+learner code exists, kept only in the channel): a line the learner's code writes to that descriptor, or
+anywhere, is not a record the grader accepts.
+
+The order is the point of this file. 1. pytest starts, loads the course plugin and imports the graded test
+file: its references and helpers (`ref_softmax`, `assert_close`, numpy, pytest itself) are bound before any
+learner code exists. 2. Only then, when the first test asks for `impl`, the harness snapshots the objects
+the verdicts rest on (`Fingerprint`), installs an audit hook (`sys.addaudithook`: it cannot be removed) that
+refuses, while a learner frame is on the stack, the events a cheat needs (new imports beyond numpy/math/the
+library, open, exec/compile, frames, gc, ctypes, signals to other processes, fork, threads, sockets,
+tracing), and executes the learner's cells one by one, each under a per-cell timeout, in a fresh module.
+3. After every cell and every test the fingerprint is compared; a changed helper, numpy function, builtin or
+test global, or a refused audit event, is recorded against the exercise that was running ("tampering"),
+and the grader gives that exercise no points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import sys
+import time
+import types
+
+LEARNER_PREFIX = "<submission"  # the filename every learner cell is compiled with
+ALLOWED_IMPORTS = {"numpy", "math", "numba", "functools", "itertools", "typing", "dataclasses", "collections",
+                   "__future__", "minitorch_attn"}
+DENIED_ANYWHERE = ("open", "os.", "subprocess.", "socket.", "ctypes.", "gc.", "sys._getframe", "sys.settrace",
+                   "sys.setprofile", "_thread.start_new_thread", "sys._current_frames", "sys.addaudithook",
+                   "shutil.", "webbrowser.", "pty.", "signal.", "resource.setrlimit")
+DENIED_DIRECT = ("exec", "compile", "object.__getattr__", "object.__setattr__", "object.__delattr__",
+                 "builtins.input", "code.__new__", "function.__new__")
+
+
+class CellTimeout(BaseException):
+    """Raised in the learner's cell (or test) by the per-cell alarm; a BaseException so `except Exception`
+    in learner code does not swallow it."""
+
+
+def sign(key: bytes, seq: int, record: dict) -> str:
+    """The MAC of one record (the grader checks it with the same function)."""
+    body = json.dumps({k: v for k, v in record.items() if k not in ("seq", "mac")}, sort_keys=True)
+    return hmac.new(key, f"{seq}:{body}".encode(), hashlib.sha256).hexdigest()
+
+
+class Channel:
+    """The result file descriptor: signed JSON lines, written only by the harness."""
+
+    def __init__(self, fd: int, key: bytes):
+        self.write_fd, self._key, self._seq = fd, key, 0
+
+    def send(self, record: dict) -> None:
+        self._seq += 1
+        record = dict(record, seq=self._seq, mac=sign(self._key, self._seq, record))
+        os.write(self.write_fd, (json.dumps(record) + "\n").encode("utf-8"))
+
+
+class Guard:
+    """The audit hook and the record of what it refused (kept in this closure, out of the learner's reach)."""
+
+    def __init__(self):
+        self.violations: list[str] = []
+        self.active = False
+
+    def _learner_frames(self):
+        frame = sys._getframe(2)
+        direct = None
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if direct is None and not name.startswith("<frozen importlib"):
+                direct = name.startswith(LEARNER_PREFIX)
+            if name.startswith(LEARNER_PREFIX):
+                return True, bool(direct)
+            frame = frame.f_back
+        return False, False
+
+    def hook(self, event: str, args) -> None:
+        if not self.active:
+            return
+        watched = event == "import" or event.startswith(DENIED_ANYWHERE) or event in DENIED_DIRECT
+        if not watched:
+            return
+        self.active = False  # the hook's own calls raise events too
+        try:
+            anywhere, direct = self._learner_frames()
+        finally:
+            self.active = True
+        if not anywhere:
+            return
+        if event == "import":
+            top = str(args[0]).split(".")[0] if args else ""
+            if not direct or top in ALLOWED_IMPORTS and not str(args[0]).startswith("minitorch_attn.course"):
+                return
+            what = f"import {args[0]}"
+        elif event in DENIED_DIRECT:
+            if not direct:
+                return
+            what = event if not args else f"{event} {str(args[-1])[:40]}"
+        else:
+            what = event
+        self.violations.append(what)
+        raise PermissionError(f"refused by the grader: {what}")
+
+
+class Fingerprint:
+    """Identity of every function, class and module held by the modules the verdicts rest on (builtins,
+    math, numpy, pytest's runner and reports, the library, the course's checks, the graded test file),
+    taken before learner code runs: monkeypatching any of them shows up as a difference. Plain values (a
+    flag such as the library's grad mode) change legitimately and are not watched."""
+
+    WATCHED = ("builtins", "math", "numpy", "pytest", "_pytest.runner", "_pytest.reports", "_pytest.python",
+               "_pytest.main", "_pytest.outcomes", "_pytest.fixtures", "minitorch_attn", "__main__", "json", "hmac",
+               "os", "sys", "types", "signal")
+
+    def __init__(self, test_file: str):
+        self.modules = {}
+        for name, m in list(sys.modules.items()):
+            if not isinstance(m, types.ModuleType):
+                continue
+            if name in self.WATCHED or name.startswith(("numpy.", "minitorch_attn.")) or \
+                    getattr(m, "__file__", None) == test_file:
+                self.modules[name] = m
+        self.ids = {name: self._ids(m) for name, m in self.modules.items()}
+
+    @staticmethod
+    def _ids(module) -> dict:
+        """id of every callable and module in `module`, and of every attribute of the classes it defines
+        (`Recorder._finish`, `CheckFailed.__init__`): a replaced method shows up too."""
+        out = {}
+        try:
+            items = list(vars(module).items())
+        except TypeError:
+            return out
+        for k, v in items:
+            if callable(v) or isinstance(v, types.ModuleType):
+                out[k] = id(v)
+            if isinstance(v, type) and getattr(v, "__module__", None) == module.__name__:
+                out.update((f"{k}.{a}", id(b)) for a, b in list(vars(v).items()))
+        return out
+
+    def changes(self) -> list[str]:
+        found = []
+        for name, module in self.modules.items():
+            if name in sys.modules and sys.modules[name] is not module:
+                found.append(f"sys.modules[{name!r}] replaced")
+            now = self._ids(module)
+            for key, ident in self.ids[name].items():
+                if now.get(key) != ident:
+                    found.append(f"{name}.{key} replaced")
+            if name == "__main__":
+                found.extend(f"{name}.{key} added" for key in now.keys() - self.ids[name].keys())
+            if name == "builtins":
+                found.extend(f"builtins.{key} added" for key in now.keys() - self.ids[name].keys())
+        return found
+
+
+class _Alarm:
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+
+    def __enter__(self):
+        def ring(signum, frame):
+            raise CellTimeout(f"ran past the {self.seconds:g} s limit")
+
+        self.previous = signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        return self
+
+    def __exit__(self, *exc):
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+def _first_line(e: BaseException) -> str:
+    text = f"{type(e).__name__}: {e}".strip().rstrip(":")
+    return text.splitlines()[0][:300] if text else type(e).__name__
+
+
+class _Missing:
+    def __init__(self, module_name: str, problems: dict):
+        self.module_name, self.problems = module_name, problems
+
+
+def build_module(spec: dict, guard: Guard, channel: Channel, fingerprint_of) -> types.ModuleType:
+    """Execute the official setup cell, then each learner cell (reviewed by the grader) in a fresh module."""
+    module = types.ModuleType(f"mta_exercises.{spec['stem']}")
+    module.__file__ = f"{LEARNER_PREFIX}: {spec['stem']}>"
+    problems: dict[str, str] = {}
+
+    def __getattr__(name):
+        why = next((f" (its code cell: {p})" for ex, p in problems.items() if spec["names"].get(ex) == name), "")
+        raise AttributeError(f"{name} is not defined{why}")
+
+    exec(compile(spec["setup"], "<official setup cell>", "exec"), module.__dict__)  # noqa: S102
+    module.__getattr__ = __getattr__
+    fingerprint = fingerprint_of()
+    for cell in spec["cells"]:
+        ex = cell["exercise"]
+        start = time.perf_counter()
+        record = {"kind": "cell", "exercise": ex, "outcome": "ok", "message": ""}
+        guard.violations.clear()
+        channel.send({"kind": "running", "exercise": ex, "what": "code cell"})
+        try:
+            code = compile(cell["source"], f"{LEARNER_PREFIX}: exercise {ex}>", "exec")
+            guard.active = True
+            with _Alarm(spec["cell_timeout"]):
+                exec(code, module.__dict__)  # noqa: S102 - the learner's cell, inside the sandbox
+        except CellTimeout as e:
+            record.update(outcome="timeout", message=f"the cell {e}")
+        except SyntaxError as e:
+            record.update(outcome="syntax error", message=_first_line(e))
+        except MemoryError:
+            record.update(outcome="error", message="MemoryError")
+        except BaseException as e:  # noqa: BLE001 - SystemExit, KeyboardInterrupt too: the cell failed
+            record.update(outcome="error", message=_first_line(e))
+        finally:
+            guard.active = False
+        tampered = guard.violations + fingerprint.changes()
+        if tampered:
+            record.update(outcome="tampering", message="; ".join(dict.fromkeys(tampered))[:300])
+            fingerprint = fingerprint_of()  # later cells are judged on their own
+        if record["outcome"] == "ok":
+            borrowed = _library_object(spec, ex, module)
+            if borrowed:
+                record.update(outcome="library", message=borrowed)
+        if record["outcome"] != "ok":
+            problems[ex] = record["message"]
+        record["seconds"] = round(time.perf_counter() - start, 3)
+        channel.send(record)
+    return module
+
+
+def _library_object(spec: dict, ex: str, module) -> str:
+    """In the instructor's copy (whose library holds the answers): the learner's definition of `ex` is the
+    library's own object, or a subclass of it, however it was reached."""
+    if spec.get("release"):
+        return ""
+    import importlib
+
+    name, where = spec["names"][ex], spec["modules"][ex]
+    mine = module.__dict__.get(name)
+    try:
+        theirs = getattr(importlib.import_module(where), name)
+    except (ImportError, AttributeError):
+        return ""
+    if mine is theirs or isinstance(mine, type) and isinstance(theirs, type) and issubclass(mine, theirs):
+        return f"{name} is the library's own {where}.{name}"
+    return ""
+
+
+class Recorder:
+    """Pytest plugin: one record per graded test, with the exercise it was running when anything changed."""
+
+    def __init__(self, spec, channel: Channel, guard: Guard):
+        self.spec, self.channel, self.guard = spec, channel, guard
+        self.fingerprint = None
+        self.outcomes: dict[str, dict] = {}
+
+    def name_of(self, item) -> str:
+        parts = item.nodeid.split("::")[1:]
+        parts[-1] = parts[-1].split("[")[0]
+        return "::".join(parts)
+
+    def pytest_runtest_protocol(self, item, nextitem):
+        self.guard.violations.clear()
+        from minitorch_attn.course.pytest_plugin import exercise_mark
+
+        mark = exercise_mark(item)
+        self.channel.send({"kind": "running", "exercise": mark[0] if mark else None, "what": self.name_of(item)})
+
+    def pytest_runtest_call(self, item):
+        self.guard.active = True
+
+    def pytest_runtest_makereport(self, item, call):
+        self.guard.active = False
+        if call.when == "teardown" and call.excinfo is None:
+            self._finish(item, None)
+        elif call.excinfo is not None or call.when == "call":
+            self._note(item, call)
+
+    def _note(self, item, call):
+        name = self.name_of(item)
+        rec = self.outcomes.setdefault(name, {"kind": "test", "name": name, "outcome": "passed", "message": "",
+                                              "seconds": 0.0})
+        rec["seconds"] = round(rec["seconds"] + call.duration, 3)
+        if call.excinfo is not None and rec["outcome"] == "passed":
+            e = call.excinfo.value
+            if isinstance(e, CellTimeout):
+                rec.update(outcome="timeout", message=f"the test {e}")
+            else:
+                try:
+                    crash = item.repr_failure(call.excinfo)
+                    text = getattr(getattr(crash, "reprcrash", None), "message", None) or str(crash)
+                except Exception:  # noqa: BLE001
+                    text = _first_line(e)
+                lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+                rec.update(outcome="failed", message=(lines[0] if lines else _first_line(e))[:300])
+
+    def _finish(self, item, _):
+        name = self.name_of(item)
+        rec = self.outcomes.setdefault(name, {"kind": "test", "name": name, "outcome": "passed", "message": "",
+                                              "seconds": 0.0})
+        tampered = list(self.guard.violations) + (self.fingerprint.changes() if self.fingerprint else [])
+        if tampered:
+            rec.update(outcome="tampering", message="; ".join(dict.fromkeys(tampered))[:300])
+        self.guard.violations.clear()
+        # one record per test case (a parametrised test sends one per case; the grader needs all to pass)
+        self.channel.send(dict(rec, case=item.nodeid.split("::")[-1]))
+        if rec["outcome"] != "passed":
+            self.outcomes[name] = dict(rec)
+        else:
+            self.outcomes.pop(name, None)
+
+
+def main(argv: list[str]) -> int:
+    spec_path, fd = argv[0], int(argv[1])
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    key = bytes.fromhex(sys.stdin.readline().strip())
+    sys.stdin.close()
+    channel = Channel(fd, key)
+    del key
+    guard = Guard()
+    import pytest
+
+    from minitorch_attn.course import pytest_plugin
+
+    recorder = Recorder(spec, channel, guard)
+    state: dict = {}
+
+    def fingerprint_of():
+        return Fingerprint(spec["test_file"])
+
+    def load(lesson, target="exercises", root=None):
+        if "module" not in state:
+            sys.addaudithook(guard.hook)
+            state["module"] = build_module(spec, guard, channel, fingerprint_of)
+            recorder.fingerprint = fingerprint_of()
+        return state["module"]
+
+    class TestAlarm:
+        @pytest.hookimpl(hookwrapper=True)
+        def pytest_runtest_call(self, item):
+            with _Alarm(spec["test_timeout"]):
+                yield
+
+    pytest_plugin.load = load  # the `load_target` fixture resolves `load` when it is called
+    channel.send({"kind": "start", "pid": os.getpid()})
+    rc = pytest.main([spec["test_file"], "-q", "--no-header", "--tb=line", "-p", "no:cacheprovider",
+                      "-p", "no:faulthandler", "-p", "no:doctest", "-p", "no:pastebin", "-p", "no:junitxml",
+                      f"--rootdir={spec['course']}", f"--course-root={spec['course']}", "--target=exercises",
+                      "-W", "ignore"], plugins=[recorder, TestAlarm()])
+    channel.send({"kind": "end", "exit": int(rc)})
+    sys.stdout.flush()
+    os._exit(0)  # no interpreter shutdown: learner objects' finalizers do not get to run after the end record
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
