@@ -10,7 +10,8 @@ Before anything runs, `review` reads each exercise's code with `ast` and rejects
 needs and a cheat always does: imports beyond numpy, math, numba, functools/itertools/typing/dataclasses/
 collections and the library (not its `course` package); the builtins that reach around the language
 (`eval`, `exec`, `compile`, `__import__`, `globals`, `locals`, `vars`, `setattr`, `delattr`, `open`,
-`breakpoint`, `exit`, `quit`, `input`); dunder attributes other than `__init__`/`__name__`/`__class__`/
+`breakpoint`, `exit`, `quit`), unless the cell binds that name itself (a parameter called `input`);
+dunder attributes other than `__init__`/`__name__`/`__class__`/
 `__call__` and frame attributes (`tb_frame`, `f_back`, `f_locals`, ...), also through `getattr`/`hasattr`
 (whose name must be a literal); assigning or deleting an attribute
 of an imported module (`np.allclose = ...`); and, in the instructor's copy, whose library holds the answers,
@@ -30,7 +31,7 @@ from .handout import code_grade_id
 ALLOWED_MODULES = {"numpy", "math", "numba", "functools", "itertools", "typing", "dataclasses", "collections",
                    "__future__", "minitorch_attn"}
 DENIED_NAMES = {"eval", "exec", "compile", "__import__", "globals", "locals", "vars", "setattr", "delattr",
-                "open", "breakpoint", "exit", "quit", "input", "__builtins__", "__loader__", "__spec__"}
+                "open", "breakpoint", "exit", "quit", "__builtins__", "__loader__", "__spec__"}
 ALLOWED_DUNDERS = {"__init__", "__name__", "__class__", "__call__", "__future__"}
 FRAME_ATTRS = {"tb_frame", "tb_next", "f_back", "f_locals", "f_globals", "f_code", "f_builtins", "gi_frame",
                "cr_frame", "ag_frame", "co_code", "func_globals"}
@@ -110,6 +111,9 @@ def review(source: str, lesson: str, release: bool = False, known: set[str] = fr
         return "", ""  # runs, and fails as a syntax error with the learner's own message
     names = {ex.name for ex in catalog.for_lesson(lesson)}
     modules: set[str] = set(known)
+    bound = {n.arg for n in ast.walk(tree) if isinstance(n, ast.arg)} | \
+        {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} | \
+        {n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
@@ -127,7 +131,7 @@ def review(source: str, lesson: str, release: bool = False, known: set[str] = fr
                 if a.name == "*":
                     return f"imports * from {mod}", REJECTED
                 modules.add(a.asname or a.name)
-        elif isinstance(node, ast.Name) and node.id in DENIED_NAMES:
+        elif isinstance(node, ast.Name) and node.id in DENIED_NAMES and node.id not in bound:
             return f"uses {node.id}", REJECTED
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
                 node.func.id in ("getattr", "hasattr") and len(node.args) > 1:
@@ -150,13 +154,27 @@ def review(source: str, lesson: str, release: bool = False, known: set[str] = fr
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             targets = [node.target]
         for t in targets:
-            for sub in ast.walk(t):
-                if isinstance(sub, ast.Attribute) and _root_name(sub) in modules:
+            for sub in _changed(t):
+                if _root_name(sub) in modules:
                     return f"changes {ast.unparse(sub)}, which belongs to an imported module", REJECTED
     return "", ""
 
 
+def _changed(target):
+    """The attribute nodes an assignment to `target` writes through (`np.x`, `np.x[0]`, `a, np.y`), not the
+    ones it only reads (`out[np.arange(3)] = 0`)."""
+    if isinstance(target, (ast.Tuple, ast.List)):
+        for t in target.elts:
+            yield from _changed(t)
+        return
+    node = target.value if isinstance(target, ast.Starred) else target
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        if isinstance(node, ast.Attribute):
+            yield node
+        node = node.value
+
+
 def _root_name(node) -> str | None:
-    while isinstance(node, ast.Attribute):
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
         node = node.value
     return node.id if isinstance(node, ast.Name) else None

@@ -36,9 +36,11 @@ import types
 LEARNER_PREFIX = "<submission"  # the filename every learner cell is compiled with
 ALLOWED_IMPORTS = {"numpy", "math", "numba", "functools", "itertools", "typing", "dataclasses", "collections",
                    "__future__", "minitorch_attn"}
-DENIED_ANYWHERE = ("open", "os.", "subprocess.", "socket.", "ctypes.", "gc.", "sys._getframe", "sys.settrace",
+DENIED_ANYWHERE = ("open", "os.", "subprocess.", "socket.", "gc.", "sys.settrace",
                    "sys.setprofile", "_thread.start_new_thread", "sys._current_frames", "sys.addaudithook",
                    "shutil.", "webbrowser.", "pty.", "signal.", "resource.setrlimit")
+# numba uses ctypes when it compiles a learner's @njit function; typing, enum, dataclasses read frames
+DENIED_DIRECT_PREFIX = ("ctypes.", "sys._getframe")
 DENIED_DIRECT = ("exec", "compile", "object.__getattr__", "object.__setattr__", "object.__delattr__",
                  "builtins.input", "code.__new__", "function.__new__")
 
@@ -88,7 +90,8 @@ class Guard:
     def hook(self, event: str, args) -> None:
         if not self.active:
             return
-        watched = event == "import" or event.startswith(DENIED_ANYWHERE) or event in DENIED_DIRECT
+        direct_only = event in DENIED_DIRECT or event.startswith(DENIED_DIRECT_PREFIX)
+        watched = event == "import" or event.startswith(DENIED_ANYWHERE) or direct_only
         if not watched:
             return
         self.active = False  # the hook's own calls raise events too
@@ -98,19 +101,66 @@ class Guard:
             self.active = True
         if not anywhere:
             return
+        if not direct and event in FILE_EVENTS:
+            verdict = _library_file_access(event, args)
+            if verdict == "allow":
+                return  # the library imports a module lazily, numba caches its own code in the private /tmp
+            if verdict == "refuse":  # a write into the read-only code: the mount would refuse it anyway
+                raise PermissionError(f"refused by the grader: {event} {str(args[0])[:60]}")
         if event == "import":
             top = str(args[0]).split(".")[0] if args else ""
             if not direct or top in ALLOWED_IMPORTS and not str(args[0]).startswith("minitorch_attn.course"):
                 return
             what = f"import {args[0]}"
-        elif event in DENIED_DIRECT:
+        elif direct_only:
             if not direct:
                 return
             what = event if not args else f"{event} {str(args[-1])[:40]}"
         else:
-            what = event
+            what = f"{event} {str(args[0])[:60]}" if args else event
         self.violations.append(what)
         raise PermissionError(f"refused by the grader: {what}")
+
+
+_CODE_DIRS = tuple(sorted({os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,
+                           os.path.realpath(sys.prefix) + os.sep, os.path.realpath(sys.base_prefix) + os.sep,
+                           os.path.realpath(os.path.dirname(os.__file__)) + os.sep, "/usr/"}))
+_SYSTEM_FILES = ("/proc/cpuinfo", "/sys/devices/system/cpu/")  # numba and numpy read the CPU's features
+FILE_EVENTS = ("open", "os.listdir", "os.scandir", "os.mkdir", "os.remove", "os.rename", "os.rmdir", "os.chmod",
+               "os.utime", "os.link", "os.symlink", "os.truncate")
+
+
+def _private_dirs() -> tuple[str, ...]:
+    import tempfile
+
+    dirs = {os.path.realpath(tempfile.gettempdir())}
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        dirs.add(os.path.realpath(os.environ["NUMBA_CACHE_DIR"]))
+    return tuple(d.rstrip(os.sep) + os.sep for d in dirs)
+
+
+_PRIVATE_DIRS = _private_dirs()
+
+
+def _library_file_access(event: str, args) -> str:
+    """What the guard does with a file event that library code (numpy, numba, the import system) raised
+    while a learner frame is on the stack: "allow" reads of the library and Python, the CPU's description
+    and anything in the private /tmp; "refuse" (unrecorded) writes into the read-only code; "" for the rest
+    and listing folders; "" for the rest (reading the graded tests, /proc/self/...: recorded as tampering)."""
+    path, mode, flags = (list(args) + [None, None, None])[:3]
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        return ""
+    path = os.path.realpath(os.fsdecode(path))
+    if path.startswith(_PRIVATE_DIRS) or path + os.sep in _PRIVATE_DIRS:
+        return "allow"
+    writes = event not in ("open", "os.listdir", "os.scandir") or isinstance(mode, str) and \
+        any(c in mode for c in "wax+") or isinstance(flags, int) and \
+        bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC))
+    if path.startswith(_CODE_DIRS) or path in _SYSTEM_FILES[:1] or path.startswith(_SYSTEM_FILES[1]):
+        return "refuse" if writes else "allow"
+    if not writes and os.path.isdir(path):
+        return "allow"  # the import system lists the folders of sys.path (names only, no contents)
+    return ""
 
 
 class Fingerprint:
@@ -193,6 +243,16 @@ class _Missing:
         self.module_name, self.problems = module_name, problems
 
 
+def _no_numba_cache() -> None:
+    """`@njit(cache=True)` in a learner's cell: there is no source file to cache against, and the sandbox
+    keeps nothing; compile without a cache instead of failing."""
+    try:
+        from numba.core import dispatcher
+    except ImportError:
+        return
+    dispatcher.Dispatcher.enable_caching = lambda self: None
+
+
 def build_module(spec: dict, guard: Guard, channel: Channel, fingerprint_of) -> types.ModuleType:
     """Execute the official setup cell, then each learner cell (reviewed by the grader) in a fresh module."""
     module = types.ModuleType(f"mta_exercises.{spec['stem']}")
@@ -203,6 +263,8 @@ def build_module(spec: dict, guard: Guard, channel: Channel, fingerprint_of) -> 
         why = next((f" (its code cell: {p})" for ex, p in problems.items() if spec["names"].get(ex) == name), "")
         raise AttributeError(f"{name} is not defined{why}")
 
+    if any("cache" in c["source"] for c in spec["cells"]):
+        _no_numba_cache()
     exec(compile(spec["setup"], "<official setup cell>", "exec"), module.__dict__)  # noqa: S102
     module.__getattr__ = __getattr__
     fingerprint = fingerprint_of()
