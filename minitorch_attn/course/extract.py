@@ -133,6 +133,9 @@ def review(source: str, lesson: str, release: bool = False, known: set[str] = fr
                 modules.add(a.asname or a.name)
         elif isinstance(node, ast.Name) and node.id in DENIED_NAMES and node.id not in bound:
             return f"uses {node.id}", REJECTED
+        elif isinstance(node, ast.Name) and node.id in ("getattr", "hasattr") and node.id not in bound and \
+                not any(isinstance(p, ast.Call) and p.func is node for p in ast.walk(tree)):
+            return f"passes {node.id} around (call it with a literal name)", REJECTED
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
                 node.func.id in ("getattr", "hasattr") and len(node.args) > 1:
             name = node.args[1]

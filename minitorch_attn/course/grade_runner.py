@@ -37,7 +37,7 @@ LEARNER_PREFIX = "<submission"  # the filename every learner cell is compiled wi
 ALLOWED_IMPORTS = {"numpy", "math", "numba", "functools", "itertools", "typing", "dataclasses", "collections",
                    "__future__", "minitorch_attn"}
 DENIED_ANYWHERE = ("open", "os.", "subprocess.", "socket.", "gc.", "sys.settrace",
-                   "sys.setprofile", "_thread.start_new_thread", "sys._current_frames", "sys.addaudithook",
+                   "sys.setprofile", "_thread.start", "sys._current_frames", "sys.addaudithook",
                    "shutil.", "webbrowser.", "pty.", "signal.", "resource.setrlimit")
 # numba uses ctypes when it compiles a learner's @njit function; typing, enum, dataclasses read frames
 DENIED_DIRECT_PREFIX = ("ctypes.", "sys._getframe")
@@ -243,6 +243,19 @@ class _Missing:
         self.module_name, self.problems = module_name, problems
 
 
+def _thread_count() -> int:
+    import _thread
+
+    return _thread._count()
+
+
+def _new_threads(before: int) -> list[str]:
+    """Python 3.11 raises no audit event when a thread starts: count them (a learner's thread would run
+    on into the tests; numba's own worker threads are native and not counted)."""
+    now = _thread_count()
+    return [f"started {now - before} thread(s)"] if now > before else []
+
+
 def _no_numba_cache() -> None:
     """`@njit(cache=True)` in a learner's cell: there is no source file to cache against, and the sandbox
     keeps nothing; compile without a cache instead of failing."""
@@ -268,6 +281,7 @@ def build_module(spec: dict, guard: Guard, channel: Channel, fingerprint_of) -> 
     exec(compile(spec["setup"], "<official setup cell>", "exec"), module.__dict__)  # noqa: S102
     module.__getattr__ = __getattr__
     fingerprint = fingerprint_of()
+    threads = _thread_count()
     for cell in spec["cells"]:
         ex = cell["exercise"]
         start = time.perf_counter()
@@ -289,10 +303,10 @@ def build_module(spec: dict, guard: Guard, channel: Channel, fingerprint_of) -> 
             record.update(outcome="error", message=_first_line(e))
         finally:
             guard.active = False
-        tampered = guard.violations + fingerprint.changes()
+        tampered = guard.violations + fingerprint.changes() + _new_threads(threads)
         if tampered:
             record.update(outcome="tampering", message="; ".join(dict.fromkeys(tampered))[:300])
-            fingerprint = fingerprint_of()  # later cells are judged on their own
+            fingerprint, threads = fingerprint_of(), _thread_count()  # later cells are judged on their own
         if record["outcome"] == "ok":
             borrowed = _library_object(spec, ex, module)
             if borrowed:
@@ -327,7 +341,7 @@ class Recorder:
 
     def __init__(self, spec, channel: Channel, guard: Guard):
         self.spec, self.channel, self.guard = spec, channel, guard
-        self.fingerprint = None
+        self.fingerprint, self.threads = None, 0
         self.outcomes: dict[str, dict] = {}
 
     def name_of(self, item) -> str:
@@ -374,7 +388,8 @@ class Recorder:
         name = self.name_of(item)
         rec = self.outcomes.setdefault(name, {"kind": "test", "name": name, "outcome": "passed", "message": "",
                                               "seconds": 0.0})
-        tampered = list(self.guard.violations) + (self.fingerprint.changes() if self.fingerprint else [])
+        tampered = list(self.guard.violations) + (self.fingerprint.changes() if self.fingerprint else []) + \
+            (_new_threads(self.threads) if self.fingerprint else [])
         if tampered:
             rec.update(outcome="tampering", message="; ".join(dict.fromkeys(tampered))[:300])
         self.guard.violations.clear()
@@ -409,7 +424,7 @@ def main(argv: list[str]) -> int:
         if "module" not in state:
             sys.addaudithook(guard.hook)
             state["module"] = build_module(spec, guard, channel, fingerprint_of)
-            recorder.fingerprint = fingerprint_of()
+            recorder.fingerprint, recorder.threads = fingerprint_of(), _thread_count()
         return state["module"]
 
     class TestAlarm:
