@@ -135,7 +135,8 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
     # reading the hidden tests and instructor files
     add("read_hidden_tests", zero, "tampering", "open", cell=stub + "".join(
         f"\nprint(np.loadtxt({p!r}, dtype=str, delimiter='\\x00', comments=None))" for p in
-        ("/grade/course/tests/exercises/" + hidden_file.name, str(hidden_file), str(ROOT / "solutions" / f"{STEM}.py"))))
+        ("/grade/course/tests/exercises/" + hidden_file.name, str(hidden_file),
+         str(ROOT / "solutions" / f"{STEM}.py"))))
     # ending or killing the grader
     add("sys_exit", zero, "error in code cell", "SystemExit", prepend="raise SystemExit(0)\n")
     add("os_exit", zero, "grading process died", "died", prepend=f"{OS}._exit(0)\n")
@@ -237,10 +238,11 @@ def test_review_rejects_what_a_cheat_needs_and_accepts_ordinary_code():
     from minitorch_attn.course.extract import LIBRARY, REJECTED, review
 
     for src, why in [("import os", "imports os"), ("from minitorch_attn.course import checks", "imports from"),
-                     ("x = getattr(np, 'all' + 'close')", "computed name"), ("f = (lambda: 0).__globals__", "__globals__"),
-                     ("g = getattr", "passes getattr around"), ("np.linalg.norm = abs", "changes np.linalg.norm"),
-                     ("np.x[0] = 1", "changes np.x")]:
-        assert review(src, LESSON, known={"np"}) [1] == REJECTED and why in review(src, LESSON, known={"np"})[0], src
+                     ("x = getattr(np, 'all' + 'close')", "computed name"),
+                     ("f = (lambda: 0).__globals__", "__globals__"), ("g = getattr", "passes getattr around"),
+                     ("np.linalg.norm = abs", "changes np.linalg.norm"), ("np.x[0] = 1", "changes np.x")]:
+        found, status = review(src, LESSON, known={"np"})
+        assert status == REJECTED and why in found, (src, found, status)
     assert review("Softmax = ops.Softmax", LESSON, known={"ops"}) == ("takes Softmax from ops", LIBRARY)
     assert review("Softmax = ops.Softmax", LESSON, release=True, known={"ops"}) == ("", "")
     for ok in ("out[np.arange(3)] = 0", "def forward(ctx, input):\n    return input", "self.axis = axis",
