@@ -46,6 +46,7 @@ def test_hidden_softmax_rows_sum_to_one(impl):
 '''
 OS, SYS = "np.lib._utils_impl.os", "np.lib._utils_impl.sys"  # os and sys, reached without importing them
 LSE = catalog.get("2.2")
+HOSTILE: set[str] = set()  # the students of the class, for the check that nothing of theirs runs on
 
 
 def _cells(nb, role):
@@ -78,6 +79,7 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
     stub = _code(build_handout(ROOT, LESSON).notebook, "2.2")["source"]
     hidden_file = course_root / "tests" / "exercises" / f"test_{STEM}.py"
     want: dict[str, tuple] = {}
+    HOSTILE.clear()
 
     def add(name, points, status, says="", nb=None, cell=None, prepend=""):
         nb = copy.deepcopy(nb or solved)
@@ -85,6 +87,7 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
             _code(nb, "2.2")["source"] = prepend + (stub if cell is None else cell)
         (folder / f"{name}.ipynb").write_text(json.dumps(nb), encoding="utf-8")
         want[name] = (points, status, says)
+        HOSTILE.add(name)
 
     zero = [3, 0, 3, 3]
     add("correct_control", FULL, "pass")
@@ -231,7 +234,8 @@ def _is_leftover(proc: Path) -> bool:
         cmdline = (proc / "cmdline").read_bytes()
     except OSError:
         return False
-    return b"sleep\x00100" in cmdline or b"grade_runner" in cmdline
+    return b"sleep\x00100" in cmdline or b"/mta-grade-" in cmdline and any(
+        f"/mta-grade-{name}-".encode() in cmdline for name in HOSTILE)
 
 
 def test_review_rejects_what_a_cheat_needs_and_accepts_ordinary_code():

@@ -205,6 +205,9 @@ def run_code(extracted: Extracted, lesson: Lesson, opts: Options, student: str) 
             view = _write_view(work, lesson)
             base = "/grade" if kind == sandbox.BWRAP else str(view)
             spec = _spec(lesson, [c for c in cells if c.exercise not in excluded], base, opts)
+            spec["absent"] = {**{c.exercise: c.problem for c in extracted.cells if c.problem},
+                              **{ex: f"not run ({why[0]})" for ex, why in excluded.items()},
+                              **{ex: CODE_MISSING for ex in extracted.missing}}
             left = deadline - time.monotonic()
             if left < 1:
                 problem = NOTEBOOK_TIMEOUT

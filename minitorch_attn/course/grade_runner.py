@@ -239,8 +239,21 @@ def _first_line(e: BaseException) -> str:
 
 
 class _Missing:
-    def __init__(self, module_name: str, problems: dict):
-        self.module_name, self.problems = module_name, problems
+    """Stands in for an exercise's definition that its code cell did not make (rejected, failed, taken out
+    of the run): using it fails with the reason, and a test of another exercise that swaps in the graders'
+    reference for it (`monkeypatch.setattr(impl, "merge_normalisers", ref)`) still can."""
+
+    def __init__(self, name: str, why: str):
+        self._message = f"{name} is not defined ({why})"
+
+    def __getattr__(self, attr):
+        raise AttributeError(self._message)
+
+    def __call__(self, *args, **kwargs):
+        raise NameError(self._message)
+
+    def __repr__(self):
+        return f"<{self._message}>"
 
 
 def _thread_count() -> int:
@@ -272,14 +285,10 @@ def build_module(spec: dict, guard: Guard, channel: Channel, fingerprint_of) -> 
     module.__file__ = f"{LEARNER_PREFIX}: {spec['stem']}>"
     problems: dict[str, str] = {}
 
-    def __getattr__(name):
-        why = next((f" (its code cell: {p})" for ex, p in problems.items() if spec["names"].get(ex) == name), "")
-        raise AttributeError(f"{name} is not defined{why}")
 
     if any("cache" in c["source"] for c in spec["cells"]):
         _no_numba_cache()
     exec(compile(spec["setup"], "<official setup cell>", "exec"), module.__dict__)  # noqa: S102
-    module.__getattr__ = __getattr__
     fingerprint = fingerprint_of()
     threads = _thread_count()
     for cell in spec["cells"]:
@@ -315,6 +324,10 @@ def build_module(spec: dict, guard: Guard, channel: Channel, fingerprint_of) -> 
             problems[ex] = record["message"]
         record["seconds"] = round(time.perf_counter() - start, 3)
         channel.send(record)
+    for ex, name in spec["names"].items():
+        if name not in module.__dict__:
+            why = f"its code cell: {problems.get(ex) or spec.get('absent', {}).get(ex, 'does not define it')}"
+            module.__dict__[name] = _Missing(name, why)
     return module
 
 
