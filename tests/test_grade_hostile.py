@@ -79,6 +79,7 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
     stub = _code(build_handout(ROOT, LESSON).notebook, "2.2")["source"]
     hidden_file = course_root / "tests" / "exercises" / f"test_{STEM}.py"
     want: dict[str, tuple] = {}
+    bwrap = sandbox.detect() == sandbox.BWRAP
     HOSTILE.clear()
 
     def add(name, points, status, says="", nb=None, cell=None, prepend=""):
@@ -127,7 +128,7 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
     # writing the grader's files, other submissions, a fake result
     targets = [out / "grades.csv", out / "grades.json", folder / "correct_control.ipynb"]
     writes = "".join(f"np.savetxt({str(t)!r}, np.ones(1))\n" for t in targets)
-    if sandbox.detect() == sandbox.BWRAP:  # those paths do not exist in the sandbox (its /tmp is its own)
+    if bwrap:  # those paths do not exist in the sandbox (its /tmp is its own)
         add("write_grades_and_others", zero, "error in code cell", "No such file", cell=stub + "\n" + writes)
     else:  # process isolation: the audit hook refuses the write
         add("write_grades_and_others", zero, "tampering", "open", cell=stub + "\n" + writes)
@@ -137,7 +138,8 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
         "    except OSError:\n        pass\n"))
     # reading the hidden tests and instructor files
     add("read_hidden_tests", zero, "tampering", "open", cell=stub + "".join(
-        f"\nprint(np.loadtxt({p!r}, dtype=str, delimiter='\\x00', comments=None))" for p in
+        f"\ntry:\n    print(np.loadtxt({p!r}, dtype=str, delimiter='\\x00', comments=None))\n"
+        "except FileNotFoundError:\n    pass\n" for p in
         ("/grade/course/tests/exercises/" + hidden_file.name, str(hidden_file),
          str(ROOT / "solutions" / f"{STEM}.py"))))
     # ending or killing the grader
@@ -162,7 +164,8 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
     add("fork_bomb", zero, "tampering", "os.fork", cell=stub + f"\nfor _ in range(1000):\n    {OS}.fork()\n")
     add("memory_hog", zero, {"error in code cell", "grading process died"}, "", cell=stub + (
         "\n_hog = []\nwhile True:\n    _hog.append(np.empty(2**27))\n"))  # 1 GiB of address space each
-    add("fill_disk", zero, "error in code cell", "", cell=stub + (
+    # bubblewrap: /tmp is the sandbox's own tmpfs (256 MiB), which fills; processes: /tmp is the machine's
+    add("fill_disk", zero, "error in code cell" if bwrap else "tampering", "", cell=stub + (
         "\nfor _i in range(10**6):\n    np.save(f'/tmp/fill{_i}.npy', np.ones(2**20))\n"))
     add("infinite_loop", zero, "timeout", "limit", prepend="while True:\n    pass\n")
     add("syntax_error", zero, "syntax error", "SyntaxError", cell=stub + "\ndef oops(:\n    pass\n")
@@ -171,7 +174,20 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
     return want
 
 
-def test_the_hostile_class_is_graded_exactly(tmp_path, capsys):
+@pytest.fixture(params=[sandbox.BWRAP, sandbox.PROCESS])
+def isolation(request, monkeypatch):
+    """Each way the grader can isolate a submission: bubblewrap, and the fallback without it."""
+    sandbox.detect.cache_clear()
+    if request.param == sandbox.PROCESS:
+        monkeypatch.setenv("MTA_SANDBOX", "process")
+        monkeypatch.delenv("MTA_REQUIRE_SANDBOX", raising=False)
+    elif sandbox._try_bwrap() and os.environ.get("MTA_REQUIRE_SANDBOX") != "1":
+        pytest.skip(f"bubblewrap cannot run here ({sandbox._try_bwrap()}); `apt-get install bubblewrap`")
+    yield request.param
+    sandbox.detect.cache_clear()
+
+
+def test_the_hostile_class_is_graded_exactly(tmp_path, capsys, isolation):
     root = _course(tmp_path)
     submissions, out = tmp_path / "submissions", tmp_path / "grades"
     want = _class(submissions, root, out)
@@ -217,8 +233,7 @@ def test_the_hostile_class_is_graded_exactly(tmp_path, capsys):
                                                  "ex-2.4-test_online_shapes_and_dtypes": MISSING}
     assert report["max"] == 11 and all(s["max"] == 11 for s in got.values())  # no invented check counts
     assert any("unsigned" in n for n in got["fake_result_records"]["notes"])
-    if os.environ.get("MTA_REQUIRE_SANDBOX") == "1":
-        assert report["sandbox"] == sandbox.BWRAP
+    assert report["sandbox"] == isolation
     # the outputs are the grader's alone, the submissions untouched, nothing left running
     assert sorted(p.name for p in out.iterdir()) == ["grades.csv", "grades.json"]
     with open(out / "grades.csv", encoding="utf-8") as f:

@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = Options(root=root, cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                        memory_mb=args.memory_mb, keep=args.keep_workdirs)
         report = grade_class(Path(args.submissions), lesson, opts, jobs=args.jobs, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, sandbox.SandboxUnavailable) as e:
         print(f"grade-class: {e}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("out") / "classroom" / catalog.lesson_stem(lesson)
