@@ -217,7 +217,7 @@ def _fake_class(folder: Path) -> dict[str, dict]:
 
     nb = copy.deepcopy(solved)
     _code_cell(nb, "2.3")["source"] = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
-    save("frank_kernel_crash", nb, [3, 2, 0, 3], ["pass", "pass", "rejected", "pass"])  # `import os` is refused
+    save("frank_kills_itself", nb, [3, 2, 0, 3], ["pass", "pass", "rejected", "pass"])  # `import os` is refused
 
     nb = copy.deepcopy(solved)
     _code_cell(nb, "2.2")["source"] += ("\n\nimport os, shutil\nfor _f in os.listdir('.'):\n"

@@ -5,18 +5,27 @@
                                                      found anywhere below it: the one named like the handout,
                                                      else the only lessonNN_*.ipynb, else the only .ipynb)
 
-Each submission is graded on its own: the grader builds the grading copy (the learner's cells with the
-official check cells put back and the hidden checks added: `handout.grading_notebook`), writes it into a new
-temporary folder, and runs `pytest --nbval-lax` on it in a child process of its own, in a new session, with
-a per-cell timeout (nbval interrupts the cell), a per-notebook timeout (the child's whole session is killed),
-and resource limits set in the child before the kernel starts (address space, CPU seconds, file size, no core
-dumps), which the kernel inherits. The child records each cell's outcome, as it finishes, in a file outside
-the kernel's working folder. A submission that breaks (a syntax error, an infinite loop, `os._exit`, a cell
-that deletes files or eats memory) costs its own points only; see docs/instructors.md for what is and is not
-protected.
+Each submission is graded on its own, from what the learner wrote, never from what their code reports:
+
+1. `extract` takes the source of the exercise code cells (nbgrader grade_id `ex-<id>-code`) and nothing else,
+   and reviews it with `ast` (no imports beyond numpy/math/numba/... and the library, no `open`/`exec`/frames/
+   dunders, no assignments into modules; in the instructor's copy, not the library's own answer);
+2. `sandbox` runs `grade_runner` on it in bubblewrap (no network, its own PID namespace, a read-only view of the
+   library and of this lesson's graded tests only, a private /tmp, resource limits, a wall-clock limit), or,
+   without bubblewrap, as a plain child process with the same limits and a warning;
+3. `grade_runner` starts pytest on the official graded test file, so the tests' references and helpers are
+   imported first; then it runs the official setup cell and the learner's cells, under an audit hook and a
+   fingerprint of everything the verdicts rest on, and sends one signed record per cell and per test down a
+   file descriptor the grader opened (stdout is only a log);
+4. a run that dies, passes the time limit or reports tampering is run again without the exercise that did it,
+   so that exercise alone loses its points.
+
+The check cells of the notebook are for the learner's instant feedback; the grader only audits them (an
+edited or deleted check earns no points, as before). See docs/instructors.md for the threat model.
 
 Outputs (in --out, default out/classroom/lessonNN): grades.csv (student, exercise, points, max, status,
-first_error) and grades.json (the same per exercise, plus every check's outcome and the integrity findings).
+first_error, and per submission the isolation used, seconds, the SHA-256 of the code graded and of the graded
+tests) and grades.json (the same per exercise, plus every check's outcome and the integrity findings).
 """
 
 from __future__ import annotations
@@ -461,7 +470,7 @@ def format_class_table(report: dict, error_width: int = 70) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths) + "  -----")
     n = len(report["students"])
     lines.append(f"{n} submission(s) graded in {report['seconds']} s (lesson {report['lesson']}, max "
-                 f"{report['max']} points)")
+                 f"{report['max']} points; isolation: {report.get('sandbox', '?')})")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -474,9 +483,10 @@ def build_parser(prog: str = "python -m minitorch_attn grade-class") -> argparse
     p.add_argument("--cell-timeout", type=float, default=DEFAULT_CELL_TIMEOUT,
                    help=f"seconds one cell may run (default {DEFAULT_CELL_TIMEOUT:g})")
     p.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT,
-                   help=f"seconds one notebook may run, kernel start included (default {DEFAULT_NOTEBOOK_TIMEOUT:g})")
+                   help="seconds the grading of one notebook may take, reruns included "
+                        f"(default {DEFAULT_NOTEBOOK_TIMEOUT:g})")
     p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
-                   help=f"address-space limit of each grading process and its kernel (default {DEFAULT_MEMORY_MB})")
+                   help=f"address-space limit of each sandbox (default {DEFAULT_MEMORY_MB})")
     p.add_argument("--jobs", "-j", type=int, default=min(4, os.cpu_count() or 1),
                    help="submissions graded at once (default: min(4, CPUs))")
     p.add_argument("--root", help="the instructor's course checkout (default: found as for `course grade`)")
