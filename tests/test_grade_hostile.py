@@ -46,6 +46,28 @@ def test_hidden_softmax_rows_sum_to_one(impl):
 '''
 OS, SYS = "np.lib._utils_impl.os", "np.lib._utils_impl.sys"  # os and sys, reached without importing them
 LSE = catalog.get("2.2")
+CHEAT_ARRAY = '''
+class _Yes(np.ndarray):
+    """compares equal to anything: x - y is zero"""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        plain = [np.asarray(i) for i in inputs]
+        if ufunc is np.subtract:
+            return np.zeros(np.broadcast(*plain).shape)
+        return ufunc(*plain, **kwargs) if method == "__call__" else ufunc.reduce(*plain, **kwargs)
+
+
+class LogSumExp(Function):
+    @staticmethod
+    def forward(ctx, x, axis=-1, keepdims=False):
+        ctx.save(x, axis, keepdims)
+        return np.zeros_like(np.sum(x, axis=axis, keepdims=keepdims)).view(_Yes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, axis, keepdims = ctx.saved
+        return np.zeros_like(x).view(_Yes)
+'''
 HOSTILE: set[str] = set()  # the students of the class, for the check that nothing of theirs runs on
 
 
@@ -157,6 +179,7 @@ def _class(folder: Path, course_root: Path, out: Path) -> dict[str, tuple]:
         cell=f"from {LSE.module} import {LSE.name}\n")
     add("library_via_sys_modules", zero, "uses the library's implementation", "the library's own",
         cell=f"{LSE.name} = {SYS}.modules[{LSE.module!r}].{LSE.name}\n")
+    add("array_that_equals_anything", zero, "fail", "", cell=CHEAT_ARRAY)
     # threads, child processes, memory, disk, fork
     add("thread_left_running", zero, "tampering", "thread", cell=stub + (
         f"\n{SYS}.modules['threading'].Thread(target=lambda: [0 for _ in iter(int, 1)], daemon=True).start()\n"))
