@@ -15,11 +15,16 @@ file: its references and helpers (`ref_softmax`, `assert_close`, numpy, pytest i
 learner code exists. 2. Only then, when the first test asks for `impl`, the harness snapshots the objects
 the verdicts rest on (`Fingerprint`), installs an audit hook (`sys.addaudithook`: it cannot be removed) that
 refuses, while a learner frame is on the stack, the events a cheat needs (new imports beyond numpy/math/the
-library, open, exec/compile, frames, gc, ctypes, signals to other processes, fork, threads, sockets,
-tracing), and executes the learner's cells one by one, each under a per-cell timeout, in a fresh module.
-3. After every cell and every test the fingerprint is compared; a changed helper, numpy function, builtin or
-test global, or a refused audit event, is recorded against the exercise that was running ("tampering"),
-and the grader gives that exercise no points.
+library, open, exec/compile, gc, signals, fork, os.system, subprocess, sockets, tracing; frames and ctypes when
+the learner calls them directly), and executes the learner's cells one by one, each under a per-cell
+timeout, in a fresh module. File events that library code raises on the learner's behalf are let through
+for the library's own files, the Python installation and the private /tmp (lazy imports, numba's cache), and
+refused elsewhere (`_library_file_access`). 3. After every cell and every test the fingerprint (and the
+number of Python threads: 3.11 audits no thread start) is compared; a changed helper, numpy function,
+builtin, test global or harness method, a new thread or a refused audit event is recorded against the
+exercise that was running ("tampering"); the grader gives that exercise no points and grades the others
+again without it. In the instructor's copy a definition that is the library's own object (or a subclass)
+is reported as such (`_library_object`).
 """
 
 from __future__ import annotations
