@@ -357,3 +357,25 @@ def test_autograde_passes_a_check_by_either_route(tmp_path, capsys):
     assert f"passed (pytest on exercises/{stem}.py)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="not a check id"):
         classroom.autograde("2.3", root)
+
+
+def test_every_lessons_model_answer_gets_full_marks_in_the_sandbox(tmp_path):
+    """No false alarms: the model answer of every lesson (numba, CUDA C through g++, lazy imports, the
+    library's own caches) passes the review, the audit hook and the fingerprint and earns every point."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    opts = classroom.Options(root=ROOT, cell_timeout=300, notebook_timeout=600)
+
+    def grade(lesson):
+        path = tmp_path / f"{lesson}.ipynb"
+        path.write_text(json.dumps(solved_notebook(ROOT, lesson)), encoding="utf-8")
+        return lesson, classroom.grade_submission(classroom.Submission(lesson, path), lesson,
+                                                  official_checks(ROOT, lesson), opts)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        graded = dict(pool.map(grade, catalog.lessons()))
+    wrong = {lesson: [(r["exercise"], r["status"], r["first_error"][:200]) for r in g.exercises
+                      if r["status"] != "pass"] for lesson, g in graded.items() if g.total != g.max}
+    assert not wrong, wrong
+    assert sum(g.total for g in graded.values()) == sum(t.points for lesson in catalog.lessons()
+                                                        for t in official_checks(ROOT, lesson))
