@@ -50,6 +50,7 @@ from pathlib import Path
 from . import catalog, sandbox
 from .extract import CODE_MISSING, LIBRARY, Extracted, extract
 from .handout import (
+    HANDOUT_DIR,
     MISSING,
     MODIFIED,
     GradedTest,
@@ -161,6 +162,7 @@ class Lesson:
     setup: str  # the handout's official setup cell
     test_text: str  # the graded test file, hidden tests included
     conftest: str
+    exercises: dict[str, str] = field(default_factory=dict)  # a release's exercises/*.py (see _write_view)
 
     @property
     def tests_sha256(self) -> str:
@@ -171,9 +173,24 @@ class Lesson:
         root = Path(root)
         conftest = root / "conftest.py"
         return cls(lesson, checks if checks is not None else official_checks(root, lesson),
-                   _setup_source(lesson, library_dir(root)), test_file(root, lesson).read_text(encoding="utf-8"),
+                   _official_setup(root, lesson), test_file(root, lesson).read_text(encoding="utf-8"),
                    conftest.read_text(encoding="utf-8") if conftest.is_file() else
-                   'pytest_plugins = ["minitorch_attn.course.pytest_plugin"]\n')
+                   'pytest_plugins = ["minitorch_attn.course.pytest_plugin"]\n',
+                   {p.name: p.read_text(encoding="utf-8") for p in sorted((root / "exercises").glob("lesson*.py"))}
+                   if is_release() else {})
+
+
+def _official_setup(root: Path, lesson: str) -> str:
+    """The setup cell of the course's own handout (committed, kept fresh by `course check`; a release has it
+    too, while its stubbed library cannot regenerate it), else the one `course generate` would write."""
+    path = root / HANDOUT_DIR / f"{catalog.lesson_stem(lesson)}.ipynb"
+    if path.is_file():
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        for cell in cells:
+            if cell.get("metadata", {}).get("minitorch_attn", {}).get("role") == "setup":
+                src = cell.get("source", "")
+                return "".join(src) if isinstance(src, list) else src
+    return _setup_source(lesson, library_dir(root))
 
 
 def _spec(lesson: Lesson, cells: list, base: str, opts: Options) -> dict:
@@ -193,6 +210,10 @@ def _write_view(work: Path, lesson: Lesson) -> Path:
     tests.mkdir(parents=True)
     (view / "course" / "conftest.py").write_text(lesson.conftest, encoding="utf-8")
     (tests / f"test_{catalog.lesson_stem(lesson.lesson)}.py").write_text(lesson.test_text, encoding="utf-8")
+    if is_release() and lesson.exercises:  # a release runs the library on exercises/ (targets.activate_release)
+        (view / "course" / "exercises").mkdir()
+        for name, text in lesson.exercises.items():
+            (view / "course" / "exercises" / name).write_text(text, encoding="utf-8")
     return view
 
 

@@ -100,7 +100,7 @@ def bwrap_command(view: Path) -> list[str]:
             "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1",
             "--setenv", "MPLBACKEND", "Agg", "--setenv", "NUMBA_CACHE_DIR", "/tmp",
             "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "OPENBLAS_NUM_THREADS", "1",
-            "--setenv", "MTA_COURSE_ROOT", "/grade/course", "--setenv", "MTA_USE", "library", "--"]
+            "--setenv", "MTA_COURSE_ROOT", "/grade/course", "--"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -170,7 +170,7 @@ def run_sandboxed(work: Path, spec: dict, limits: Limits, kind: str, key: bytes)
                "PYTHONPATH": str(PACKAGE.parent), "PYTHONDONTWRITEBYTECODE": "1",
                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "MPLBACKEND": "Agg", "NUMBA_CACHE_DIR": str(private),
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(private),
-               "MTA_COURSE_ROOT": str(view / "course"), "MTA_USE": "library"}
+               "MTA_COURSE_ROOT": str(view / "course")}
     start = time.perf_counter()
     timed_out = False
     try:
