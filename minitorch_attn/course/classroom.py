@@ -18,7 +18,7 @@ Each submission is graded on its own, from what the learner wrote, never from wh
    fingerprint of everything the verdicts rest on, and sends one signed record per cell and per test down a
    file descriptor the grader opened (stdout is only a log);
 4. a run that dies, passes the time limit or reports tampering is run again without the exercise that did it,
-   so that exercise alone loses its points.
+   so that exercise alone loses its points (each run has --notebook-timeout).
 
 The check cells of the notebook are for the learner's instant feedback; the grader only audits them (an
 edited or deleted check earns no points, as before). See docs/instructors.md for the threat model.
@@ -221,11 +221,11 @@ def run_code(extracted: Extracted, lesson: Lesson, opts: Options, student: str) 
     """Run the official graded tests on the learner's accepted cells in the sandbox; (records of the last
     run, {exercise: (status, message)} for the exercises taken out, problem). A run that dies, runs past the
     time limit or reports tampering is run again without the exercise that was running (or tampered), so one
-    exercise's code costs that exercise only; the runs share the notebook's time limit."""
+    exercise's code costs that exercise only. Each run has the notebook's time limit; there are at most one
+    more runs than exercises."""
     kind = sandbox.detect()
     cells = [c for c in extracted.cells if not c.problem]
     excluded: dict[str, tuple[str, str]] = {}
-    deadline = time.monotonic() + opts.notebook_timeout
     root = Path(tempfile.mkdtemp(prefix=f"mta-grade-{_safe(student)}-"))
     records, problem = [], ""
     try:
@@ -238,11 +238,7 @@ def run_code(extracted: Extracted, lesson: Lesson, opts: Options, student: str) 
             spec["absent"] = {**{c.exercise: c.problem for c in extracted.cells if c.problem},
                               **{ex: f"not run ({why[0]})" for ex, why in excluded.items()},
                               **{ex: CODE_MISSING for ex in extracted.missing}}
-            left = deadline - time.monotonic()
-            if left < 1:
-                problem = NOTEBOOK_TIMEOUT
-                break
-            limits = sandbox.Limits(wall_seconds=left, memory_mb=opts.memory_mb)
+            limits = sandbox.Limits(wall_seconds=opts.notebook_timeout, memory_mb=opts.memory_mb)
             run = sandbox.run_sandboxed(work, spec, limits, kind, secrets.token_bytes(32))
             records, problem = run.records, ""
             ended = any(r.get("kind") == "end" for r in records)
@@ -504,7 +500,8 @@ def build_parser(prog: str = "python -m minitorch_attn grade-class") -> argparse
     p.add_argument("--cell-timeout", type=float, default=DEFAULT_CELL_TIMEOUT,
                    help=f"seconds one cell may run (default {DEFAULT_CELL_TIMEOUT:g})")
     p.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT,
-                   help="seconds the grading of one notebook may take, reruns included "
+                   help="seconds one run of a notebook's tests may take (a rerun without the exercise "
+                        "that ran past it gets as long) "
                         f"(default {DEFAULT_NOTEBOOK_TIMEOUT:g})")
     p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
                    help=f"address-space limit of each sandbox (default {DEFAULT_MEMORY_MB})")
