@@ -427,6 +427,27 @@ def test_release_has_no_solutions_and_runs_the_library_on_exercises(tmp_path):
     assert proc.stdout.splitlines()[2] == ("raised: Exercise 1.2 is yours: complete it in "
                                            "exercises/lesson01_autograd.py")
 
+    # grade-class in the release: the setup cell from the committed handout, the library stubbed, so a
+    # notebook that imports the library's LogSumExp instead of writing it gets the stub, not the answer
+    from minitorch_attn.course.handout import solved_notebook
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    solved = solved_notebook(ROOT, "02_softmax")
+    (subs / "solved.ipynb").write_text(json.dumps(solved), encoding="utf-8")
+    borrow = json.loads(json.dumps(solved))
+    cell = next(c for c in borrow["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "ex-2.2-code")
+    cell["source"] = "from minitorch_attn.autograd.fused import LogSumExp\n"
+    (subs / "borrows.ipynb").write_text(json.dumps(borrow), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "minitorch_attn", "grade-class", str(subs), "--lesson", "02",
+                           "--out", str(tmp_path / "grades"), "--no-progress", "--jobs", "1"], cwd=out_dir,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(out_dir)})
+    assert proc.returncode == 0, proc.stderr
+    got = {s["student"]: s for s in json.loads((tmp_path / "grades" / "grades.json").read_text())["students"]}
+    assert got["solved"]["total"] == got["solved"]["max"] == 10, got["solved"]["exercises"]
+    row = {r["exercise"]: r for r in got["borrows"]["exercises"]}["2.2"]
+    assert (row["points"], row["status"]) == (0, "fail") and "NotImplementedError" in row["first_error"], row
+
 
 def test_release_refuses_to_ship_solution_text_or_stale_stubs(tmp_path):
     project = _project_copy(tmp_path)
