@@ -94,10 +94,10 @@ def _launch_kw(options: dict) -> dict:
 def _launch_naive(get_kernel, q, k, v, o, lse, shapes, scale, causal, xp, **options):
     BH, Nq, Nk, d, dv = shapes
     path = STEP_BY_NUMBER["01"].path
-    s = xp.full((BH, Nq, Nk), xp.nan, xp.float32)  # the N x N scratch this step is about
     tile = (NAIVE_TILE, NAIVE_TILE)
     Nq32, Nk32, d32, dv32, rows32 = int32_sizes("01_naive.cu", options.get("described", ""), Nq=Nq, Nk=Nk, d=d,
                                                 dv=dv, rows=BH * Nq)  # softmax_rows numbers the rows of all heads
+    s = xp.full((BH, Nq, Nk), xp.nan, xp.float32)  # the N x N scratch this step is about
     launch(get_kernel(path, "naive_scores"), (_cdiv(Nk, NAIVE_TILE), _cdiv(Nq, NAIVE_TILE), BH), tile,
            (q, k, s, Nq32, Nk32, d32, np.float32(scale), np.int32(causal)), 0, "naive_scores", **_launch_kw(options))
     launch(get_kernel(path, "softmax_rows"), (_cdiv(BH * Nq, SOFTMAX_ROWS_PER_BLOCK),),
@@ -190,12 +190,13 @@ def run(step_, get_kernel, q, k, v, causal=False, scale=None, **launch_options):
     if s.launch is None:  # step 04 is the library kernel: its own launcher, the same for every caller
         return run_flash_forward(get_kernel(s.path, "flash_fwd"), q, k, v, causal, scale, None, xp=xp,
                                  **launch_options)
+    shapes = describe(q=q, k=k, v=v) + f", causal={bool(causal)}, step {s.number}"
+    int32_sizes(s.file, shapes, Nq=Nq, Nk=Nk, d=d, dv=dv)  # refused before anything is allocated
     dtype = q.dtype
     q32, k32, v32 = (xp.ascontiguousarray(a, xp.float32).reshape(B * H, a.shape[2], a.shape[3])
                      for a in (q, k, v))
     o = xp.full((B * H, Nq, dv), xp.nan, xp.float32)  # NaN: a row a kernel forgets to write shows up
     lse = xp.full((B * H, Nq), xp.nan, xp.float32)
-    shapes = describe(q=q, k=k, v=v) + f", causal={bool(causal)}, step {s.number}"
     first = get_kernel(s.path, s.kernels[0])
     # B*H in gridDim.y (02, 03) or gridDim.z (01), at most 65535: above it, one launch per range of heads
     for h0, h1 in batch_chunks(B * H, 1, min(device_limits(first).max_grid[1:])):
