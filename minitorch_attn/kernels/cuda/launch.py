@@ -201,7 +201,9 @@ def int32_sizes(name: str, shapes: str = "", **sizes: int) -> tuple[np.int32, ..
     big = {k: int(v) for k, v in sizes.items() if not -INT32_MAX - 1 <= int(v) <= INT32_MAX}
     if big:
         listed = ", ".join(f"{k} = {v}" for k, v in big.items())
-        raise LaunchError(f"{name}: {listed} does not fit the kernel's 4-byte int parameter (at most {INT32_MAX})"
+        verb = ("does not fit the kernel's 4-byte int parameter" if len(big) == 1
+                else "do not fit the kernel's 4-byte int parameters")
+        raise LaunchError(f"{name}: {listed} {verb} (at most {INT32_MAX})"
                           + (f"; {shapes}" if shapes else ""))
     return tuple(np.int32(v) for v in sizes.values())
 

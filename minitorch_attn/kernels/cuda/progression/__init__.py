@@ -191,7 +191,8 @@ def run(step_, get_kernel, q, k, v, causal=False, scale=None, **launch_options):
         return run_flash_forward(get_kernel(s.path, "flash_fwd"), q, k, v, causal, scale, None, xp=xp,
                                  **launch_options)
     shapes = describe(q=q, k=k, v=v) + f", causal={bool(causal)}, step {s.number}"
-    int32_sizes(s.file, shapes, Nq=Nq, Nk=Nk, d=d, dv=dv)  # refused before anything is allocated
+    # refused before anything is allocated; step 01's softmax numbers the rows of all heads in one int
+    int32_sizes(s.file, shapes, Nq=Nq, Nk=Nk, d=d, dv=dv, **({"rows": B * H * Nq} if s.number == "01" else {}))
     dtype = q.dtype
     q32, k32, v32 = (xp.ascontiguousarray(a, xp.float32).reshape(B * H, a.shape[2], a.shape[3])
                      for a in (q, k, v))
