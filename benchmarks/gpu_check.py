@@ -17,7 +17,8 @@ Steps, each a subprocess with its own timeout (a hung step is killed and reporte
 4. tests          tests/test_cupy_backend.py and tests/test_cuda_launch.py with MINITORCH_CUDA_SYNC=1 (a kernel
                   fault is reported by the launch that caused it); --harness: on the stand-in CuPy
                   (kernels/cuda/standin_cupy.py), so the GPU tests' code runs on the CPU harness
-5. benchmark      benchmarks/attention_gpu.py (GPU: N 512..8192, --quick: 1024 and 4096; harness: tiny)
+5. benchmark      benchmarks/attention_gpu.py (GPU: N 512..8192, --quick: 1024 and 4096; harness: tiny), without
+                  MINITORCH_CUDA_SYNC (it times each call between two device synchronisations itself)
 Writes <out-dir>/gpu_check.json (one record per step: command, exit status, seconds, output tail, parsed
 results) and <out-dir>/gpu_check.log (everything printed). Exit status 1 if any step failed or timed out.
 """
@@ -141,7 +142,9 @@ def main(argv=None) -> int:
             print(header, flush=True)
             log.write(header + "\n")
             try:
-                done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+                step_env = env if name != "benchmark" else dict(env, MINITORCH_CUDA_SYNC="0")  # never for timings
+                done = subprocess.run(command, cwd=ROOT, env=step_env, capture_output=True, text=True,
+                                      timeout=timeout)
                 rc, text = done.returncode, done.stdout + done.stderr
                 status = "passed" if rc == 0 else "failed"
             except subprocess.TimeoutExpired as error:
