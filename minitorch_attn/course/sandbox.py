@@ -91,10 +91,12 @@ def bwrap_command(view: Path) -> list[str]:
     exe = shutil.which("bwrap")
     if exe is None:
         raise SandboxUnavailable("bwrap not found")
-    return [exe, *_system_binds(),
+    # the private /tmp first: bwrap mounts in order, so a venv or checkout that lives under /tmp (a CI clone in
+    # a mktemp folder) is bound on top of it, read-only, instead of being hidden by it
+    return [exe, "--size", str(TMP_MB * 2**20), "--tmpfs", "/tmp", *_system_binds(),
             "--ro-bind", str(PACKAGE), "/mta/minitorch_attn",
             "--ro-bind", str(view), "/grade",
-            "--proc", "/proc", "--dev", "/dev", "--size", str(TMP_MB * 2**20), "--tmpfs", "/tmp", "--chdir", "/tmp",
+            "--proc", "/proc", "--dev", "/dev", "--chdir", "/tmp",
             "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", "/tmp", "--setenv", "PYTHONPATH", "/mta",
             "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1",
