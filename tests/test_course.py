@@ -472,3 +472,17 @@ def test_hidden_test_blocks_are_stripped_and_checked():
     assert strip_hidden_tests(text, "t.py") == ("a = 1\nc = 3\n", 1)
     with pytest.raises(ReleaseError, match="never closed"):
         strip_hidden_tests(f"{BEGIN_HIDDEN}\nb = 2\n", "t.py")
+
+
+def test_every_parse_in_the_course_package_holds_the_lock():
+    """CPython 3.11's ast.parse raised "SystemError: AST constructor recursion depth mismatch" in CI when the
+    classroom test built two handouts on a thread pool. The course package parses only through
+    `source.parse`, which serialises the calls; a bare ast.parse anywhere else brings the race back."""
+    import re
+
+    package = Path(__file__).resolve().parents[1] / "minitorch_attn" / "course"
+    bare = [f"{p.name}:{i}" for p in sorted(package.glob("*.py"))
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+            if re.search(r"\bast\.parse\(", line) and not line.lstrip().startswith("#")
+            and not (p.name == "source.py" and "return ast.parse(" in line)]
+    assert not bare, f"call minitorch_attn.course.source.parse instead of ast.parse at {bare}"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 from . import catalog
 from .handout import code_grade_id
+from .source import parse as parse_python
 
 ALLOWED_MODULES = {"numpy", "math", "numba", "functools", "itertools", "typing", "dataclasses", "collections",
                    "__future__", "minitorch_attn"}
@@ -71,7 +72,7 @@ def _source(cell) -> str:
 def imported_names(source: str) -> set[str]:
     """The names an import statement binds in `source` (the setup cell's `np`, `F`, `Function`, ...)."""
     out = set()
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(parse_python(source)):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             out.update((a.asname or a.name.split(".")[0]) for a in node.names)
     return out
@@ -106,7 +107,7 @@ def review(source: str, lesson: str, release: bool = False, known: set[str] = fr
     """("", "") when `source` may run; else (what was found, REJECTED | LIBRARY). `known`: names the setup
     cell imported."""
     try:
-        tree = ast.parse(source)
+        tree = parse_python(source)
     except SyntaxError:
         return "", ""  # runs, and fails as a syntax error with the learner's own message
     names = {ex.name for ex in catalog.for_lesson(lesson)}
