@@ -323,9 +323,13 @@ def _machine():
             pass
     try:  # what the numba workers compile for (same environment): LLVM CPU, vector width, tiles, threads
         from minitorch_attn.autograd._threading import numba_target
-        from minitorch_attn.kernels.numba_backend import BWD_TILES, FWD_TILES
+        from minitorch_attn.kernels import tuning
 
-        info["numba_target"] = dict(numba_target(), fwd_tiles=list(FWD_TILES), bwd_tiles=list(BWD_TILES))
+        chosen = tuning.report()  # the workers read the same cache (or time the same candidates)
+        f, b = chosen["forward"]["choice"], chosen["backward"]["choice"]
+        info["numba_target"] = dict(numba_target(), fwd_tiles=[f["Br"], f["Bc"]], bwd_tiles=[b["Br"], b["Bc"]],
+                                    fwd_microkernel=f["microkernel"], bwd_microkernel=b["microkernel"])
+        info["tuning"] = chosen
     except ImportError:
         pass
     return info
@@ -386,7 +390,9 @@ def main(argv=None):
     if "numba_target" in machine:
         t = machine["numba_target"]
         print(f"numba compiles for LLVM '{t['llvm_cpu']}', vectors: {t['vectors']}; {t['threads']} threads; "
-              f"tiles (Br, Bc): forward {tuple(t['fwd_tiles'])}, backward {tuple(t['bwd_tiles'])}")
+              f"tiles (Br, Bc): forward {tuple(t['fwd_tiles'])}, backward {tuple(t['bwd_tiles'])}; inner matmul: "
+              f"forward {'register tile' if t['fwd_microkernel'] else 'loops'}, backward "
+              f"{'register tile' if t['bwd_microkernel'] else 'loops'} ({machine['tuning']['forward']['how']})")
     print(_table(results, args.sizes, roof))
     print("\n".join(_memory_lines(memory, machine.get("mem_bytes"))))
 

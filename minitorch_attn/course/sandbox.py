@@ -102,7 +102,8 @@ def bwrap_command(view: Path) -> list[str]:
             "--setenv", "PYTHONDONTWRITEBYTECODE", "1", "--setenv", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1",
             "--setenv", "MPLBACKEND", "Agg", "--setenv", "NUMBA_CACHE_DIR", "/tmp",
             "--setenv", "OMP_NUM_THREADS", "1", "--setenv", "OPENBLAS_NUM_THREADS", "1",
-            "--setenv", "MTA_COURSE_ROOT", "/grade/course", "--"]
+            "--setenv", "MTA_COURSE_ROOT", "/grade/course",
+            "--setenv", "MTA_TUNE", "off", "--"]  # kernels/tuning.py: no timing runs inside a grade
 
 
 @functools.lru_cache(maxsize=1)
@@ -172,7 +173,7 @@ def run_sandboxed(work: Path, spec: dict, limits: Limits, kind: str, key: bytes)
                "PYTHONPATH": str(PACKAGE.parent), "PYTHONDONTWRITEBYTECODE": "1",
                "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "MPLBACKEND": "Agg", "NUMBA_CACHE_DIR": str(private),
                "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "TMPDIR": str(private),
-               "MTA_COURSE_ROOT": str(view / "course")}
+               "MTA_COURSE_ROOT": str(view / "course"), "MTA_TUNE": "off"}
     start = time.perf_counter()
     timed_out = False
     try:

@@ -33,9 +33,10 @@ import math
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import literally, njit, prange
 
 from ..autograd._threading import prefer_workqueue
+from . import tuning
 from .common import check_backward_inputs, check_inputs
 from .fastexp import FASTMATH, exp_shift_rowsum, exp_sub_accumulate
 from .tile_matmul import matmul_tile, matmul_tile_at
@@ -47,23 +48,37 @@ from .tile_matmul import matmul_tile, matmul_tile_at
 # the training step's kernels (autograd/_threading.py), so the layer never depends on which kernel runs first.
 prefer_workqueue()
 
-FWD_TILES = (256, 64)  # (Br, Bc) of the forward, picked by timing on the 2-core machine (see the notes)
-BWD_TILES = (64, 256)  # (Br, Bc) of the backward
+# (Br, Bc) and the inner matmul (tile_matmul's loops or its register tile) are chosen per machine by `tuning`
+# (timed once, cached); explicit Br= / Bc= / microkernel= arguments win. These are its defaults (MTA_TUNE=off).
+FWD_TILES = (tuning.DEFAULTS["forward"]["Br"], tuning.DEFAULTS["forward"]["Bc"])
+BWD_TILES = (tuning.DEFAULTS["backward"]["Br"], tuning.DEFAULTS["backward"]["Bc"])
+
+
+def _choose(kind, Br, Bc, microkernel):
+    """Explicit arguments, else the machine's tuned choice (kernels/tuning.py)."""
+    if Br is None or Bc is None or microkernel is None:
+        chosen = tuning.config(kind)
+        Br = chosen["Br"] if Br is None else Br
+        Bc = chosen["Bc"] if Bc is None else Bc
+        microkernel = chosen["microkernel"] if microkernel is None else microkernel
+    return int(Br), int(Bc), bool(microkernel)
 
 
 @njit(parallel=True, cache=True)
-def _forward_kernel(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, lse):
+def _forward_kernel(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse):
     """q: (BH, Nq, d), k: (BH, Nk, d), v: (BH, Nk, dv), key_pad: (B, Nk) bool (True = padding).
-    Writes o: (BH, Nq, dv) and lse: (BH, Nq). One work item per (head, query tile)."""
+    Writes o: (BH, Nq, dv) and lse: (BH, Nq). One work item per (head, query tile).
+    `mk` is compiled in as a constant (one specialisation per value): see tile_matmul's note."""
+    literally(mk)
     n_qt = (q.shape[1] + Br - 1) // Br
     for w in prange(q.shape[0] * n_qt):
         bh, t = w // n_qt, w % n_qt
         it = t // 2 if t % 2 == 0 else n_qt - 1 - t // 2  # 0, last, 1, last-1, ...: balanced causal chunks
-        _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, lse, bh, it * Br)
+        _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, bh, it * Br)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, lse, bh, i0):
+def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, bh, i0):
     """One work item of the forward: query rows i0 .. i0+Br-1 of head bh, against all its keys."""
     Nq, d = q.shape[1], q.shape[2]
     Nk, dv = v.shape[1], v.shape[2]
@@ -83,7 +98,7 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, l
     j_end = min(Nk, i0 + br) if causal else Nk  # causal: keys >= i0 + br are seen by no query here
     for j0 in range(0, j_end, Bc):
         bc = min(Bc, j_end - j0)
-        matmul_tile(S_t, k[bh, j0:j0 + bc], q_t, 0, bc, br, d, False)  # S_t = k_tile (q_tile · scale)ᵀ
+        matmul_tile(S_t, k[bh, j0:j0 + bc], q_t, 0, bc, br, d, False, mk)  # S_t = k_tile (q_tile · scale)ᵀ
         for j in range(bc):  # masks: query i sees key j0 + j iff j0 + j <= i0 + i (causal), not padding
             first = min(br, max(0, j0 + j - i0)) if causal else 0
             if has_mask and pad[j0 + j]:
@@ -105,7 +120,7 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, l
             m_safe[i] = m[i] if m[i] != -np.inf else dt(0.0)
         for j in range(bc):
             exp_sub_accumulate(S_t[j], br, m_safe, l)  # P = exp(S - m_new);  l += rowsum P
-        matmul_tile_at(acc_t, v[bh, j0:j0 + bc], S_t, dv, br, bc, True)  # acc += P v_tile
+        matmul_tile_at(acc_t, v[bh, j0:j0 + bc], S_t, dv, br, bc, True, mk)  # acc += P v_tile
     for i in range(br):
         if l[i] > 0:
             inv = dt(1.0) / l[i]
@@ -119,19 +134,20 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, o, l
 
 
 @njit(parallel=True, cache=True)
-def _backward_kernel(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc,
+def _backward_kernel(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                      dq_parts, dk, dv):
     """qs = q · scale: (BH, Nq, d); k: (BH, Nk, d), kt = kᵀ: (BH, d, Nk); v, vt likewise; do: (BH, Nq, dv);
     lse, D: (BH, Nq). Adds dS k (not yet scaled) into dq_parts[share]; writes dk (scaled) and dv.
-    One work item per (head, share of its key tiles)."""
+    One work item per (head, share of its key tiles). `mk` is a compile-time constant, as in the forward."""
+    literally(mk)
     shares = dq_parts.shape[0]
     for w in prange(qs.shape[0] * shares):
-        _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc,
+        _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                         dq_parts, dk, dv, w // shares, w % shares)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc,
+def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                     dq_parts, dk, dv, bh, share):
     """One work item of the backward: key tiles share, share + shares, ... of head bh."""
     Nq, d = qs.shape[1], qs.shape[2]
@@ -152,7 +168,7 @@ def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, caus
         first = (j0 // Br) * Br if causal else 0  # causal: earlier query tiles see none of these keys
         for i0 in range(first, Nq, Br):
             br = min(Br, Nq - i0)
-            matmul_tile(S, qs[bh, i0:i0 + br], kt[bh], j0, br, bc, d, False)  # S = (q · scale) kᵀ
+            matmul_tile(S, qs[bh, i0:i0 + br], kt[bh], j0, br, bc, d, False, mk)  # S = (q · scale) kᵀ
             for r in range(br):
                 s = S[r]
                 lim = min(bc, max(0, i0 + r + 1 - j0)) if causal else bc  # keys past the diagonal: P = 0
@@ -165,14 +181,14 @@ def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, caus
                     for c in range(lim):
                         if pad[j0 + c]:
                             s[c] = 0
-            matmul_tile(dP, do[bh, i0:i0 + br], vt[bh], j0, br, bc, dvd, False)  # dP = dO vᵀ
-            matmul_tile_at(dv_t, do[bh, i0:i0 + br], S, dvd, bc, br, True)  # dV += Pᵀ dO
+            matmul_tile(dP, do[bh, i0:i0 + br], vt[bh], j0, br, bc, dvd, False, mk)  # dP = dO vᵀ
+            matmul_tile_at(dv_t, do[bh, i0:i0 + br], S, dvd, bc, br, True, mk)  # dV += Pᵀ dO
             for r in range(br):
                 Dr = D[bh, i0 + r]
                 for c in range(bc):
                     dP[r, c] = S[r, c] * (dP[r, c] - Dr)  # dS = P ∘ (dP - D)
-            matmul_tile_at(dk_t, qs[bh, i0:i0 + br], dP, d, bc, br, True)  # dK += dSᵀ (q · scale)
-            matmul_tile(dq[i0:i0 + br], dP, k[bh, j0:j0 + bc], 0, br, d, bc, True)  # dQ += dS k
+            matmul_tile_at(dk_t, qs[bh, i0:i0 + br], dP, d, bc, br, True, mk)  # dK += dSᵀ (q · scale)
+            matmul_tile(dq[i0:i0 + br], dP, k[bh, j0:j0 + bc], 0, br, d, bc, True, mk)  # dQ += dS k
         for r in range(bc):
             for c in range(d):
                 dk[bh, j0 + r, c] = dk_t[c, r]
@@ -208,29 +224,32 @@ def _key_pad(key_padding_mask, B):
     return np.ascontiguousarray(key_padding_mask), True
 
 
-def flash_forward_numba(q, k, v, causal=False, scale=None, key_padding_mask=None, Br=None, Bc=None):
-    """FlashAttention-2 forward, compiled by Numba, parallel over (head, query tile). Returns (o, lse)."""
+def flash_forward_numba(q, k, v, causal=False, scale=None, key_padding_mask=None, Br=None, Bc=None,
+                        microkernel=None):
+    """FlashAttention-2 forward, compiled by Numba, parallel over (head, query tile). Returns (o, lse).
+
+    Br, Bc, microkernel: None = this machine's tuned choice (kernels/tuning.py)."""
     q, k, v, scale, key_padding_mask = check_inputs(q, k, v, scale, key_padding_mask)
     B, H, Nq, _ = q.shape
     dv = v.shape[3]
-    Br, Bc = Br or FWD_TILES[0], Bc or FWD_TILES[1]
+    Br, Bc, microkernel = _choose("forward", Br, Bc, microkernel)
     key_pad, has_mask = _key_pad(key_padding_mask, B)
     o = np.empty((B * H, Nq, dv), q.dtype)
     lse = np.empty((B * H, Nq), q.dtype)
     _forward_kernel(_heads(q), _heads(k), _heads(v), key_pad, has_mask, H, bool(causal), q.dtype.type(scale),
-                    int(Br), int(Bc), o, lse)
+                    Br, Bc, microkernel, o, lse)
     return o.reshape(B, H, Nq, dv), lse.reshape(B, H, Nq)
 
 
 def flash_backward_numba(q, k, v, o, lse, do, causal=False, scale=None, key_padding_mask=None, Br=None,
-                         Bc=None):
+                         Bc=None, microkernel=None):
     """FlashAttention-2 backward, compiled by Numba, parallel over (head, share of the key tiles).
 
     Returns (dq, dk, dv)."""
     q, k, v, o, lse, do, scale, key_padding_mask = check_backward_inputs(
         q, k, v, o, lse, do, scale, key_padding_mask)
     B, H, Nq, d = q.shape
-    Br, Bc = Br or BWD_TILES[0], Bc or BWD_TILES[1]
+    Br, Bc, microkernel = _choose("backward", Br, Bc, microkernel)
     scale = q.dtype.type(scale)
     key_pad, has_mask = _key_pad(key_padding_mask, B)
     kh, vh, doh = _heads(k), _heads(v), _heads(do)
@@ -241,7 +260,8 @@ def flash_backward_numba(q, k, v, o, lse, do, causal=False, scale=None, key_padd
     dq_parts = np.zeros((shares, B * H, Nq, d), q.dtype)
     dk, dv = np.empty_like(kh), np.empty_like(vh)
     _backward_kernel(_heads(q) * scale, kh, _transposed(kh), vh, _transposed(vh), doh, _heads(lse), D,
-                     key_pad, has_mask, H, bool(causal), int(Br), int(Bc), dq_parts, dk, dv)
+                     key_pad, has_mask, H, bool(causal), Br, Bc, microkernel,
+                     dq_parts, dk, dv)
     dq = dq_parts[0] if shares == 1 else dq_parts.sum(axis=0)
     dq *= scale
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)

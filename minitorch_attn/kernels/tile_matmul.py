@@ -1,7 +1,12 @@
 """The small matmuls inside a flash-attention tile, written for Numba so that LLVM vectorises them well.
 
-    matmul_tile(C, A, B, col0, m, n, k, accumulate):     C[:m, :n] (+)= A[:m, :k] @ B[:k, col0:col0 + n]
-    matmul_tile_at(C, A, B, m, n, k, accumulate):        C[:m, :n] (+)= A[:k, :m]ᵀ @ B[:k, :n]
+    matmul_tile(C, A, B, col0, m, n, k, accumulate, mk):  C[:m, :n] (+)= A[:m, :k] @ B[:k, col0:col0 + n]
+    matmul_tile_at(C, A, B, m, n, k, accumulate, mk):     C[:m, :n] (+)= A[:k, :m]ᵀ @ B[:k, :n]
+
+`mk` (bool) picks the inner kernel: True runs blocks of 8 rows × 2 vectors of C through `microkernel.py`'s
+register tile (C held in registers for all k steps), the rest through the loops below; False runs only the loops.
+Which one is faster depends on the CPU (the loops won on AMD Zen 5, the register tile on Intel with AVX-512):
+`numba_backend` chooses by timing both once per machine (`kernels/tuning.py`).
 
 Why not `np.dot`? Inside a Numba kernel it calls BLAS per tile: it allocates its result every call, the
 BLAS threads must be kept from competing with Numba's (threadpoolctl), and on this machine OpenBLAS picks
@@ -24,17 +29,48 @@ from numba import njit
 
 from ..autograd import _threading  # noqa: F401  (Numba's vector width is set before any compile)
 from .fastexp import FASTMATH
+from .microkernel import MR, NV, VECTOR_BYTES, microkernel_8x2v, microkernel_8x2v_at
+
+
+@njit(cache=True)
+def _microkernel_columns(C, B, n, mk):
+    """How many leading columns of C go through the register tile: a multiple of its width (2 vectors), or 0
+    when `mk` is off or a row of C or B is not contiguous (the tile loads whole vectors)."""
+    if not mk or C.strides[1] != C.itemsize or B.strides[1] != B.itemsize:
+        return 0
+    width = NV * VECTOR_BYTES // C.itemsize
+    return n - n % width
+
+
+@njit(cache=True, boundscheck=False)
+def _register_tiles(C, A, B, col0, m8, n, k):
+    """C[:m8, :n] += A[:m8, :k] @ B[:k, col0:col0+n] in 8 × 2-vector register tiles (m8, n multiples of them)."""
+    for i in range(0, m8, MR):
+        for j in range(0, n, NV * VECTOR_BYTES // C.itemsize):
+            microkernel_8x2v(C, A, B, i, j, col0 + j, k)
+
+
+@njit(cache=True, boundscheck=False)
+def _register_tiles_at(C, A, B, m8, n, k):
+    """C[:m8, :n] += A[:k, :m8]ᵀ @ B[:k, :n] in register tiles."""
+    for i in range(0, m8, MR):
+        for j in range(0, n, NV * VECTOR_BYTES // C.itemsize):
+            microkernel_8x2v_at(C, A, B, i, j, j, k)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def matmul_tile(C, A, B, col0, m, n, k, accumulate):
+def matmul_tile(C, A, B, col0, m, n, k, accumulate, mk):
     """C[:m, :n] = A[:m, :k] @ B[:k, col0:col0+n], or += when `accumulate`."""
     m8, k4 = m - m % 8, k - k % 4
     if not accumulate:
         for i in range(m):
             for j in range(n):
                 C[i, j] = 0
-    for i in range(0, m8, 8):
+    j_lo = _microkernel_columns(C, B, n, mk)
+    if j_lo > 0:
+        _register_tiles(C, A, B, col0, m8, j_lo, k)
+    m_loops = m8 if j_lo < n else 0  # 8-row blocks with columns left over for the loops
+    for i in range(0, m_loops, 8):
         c0, c1, c2, c3 = C[i], C[i + 1], C[i + 2], C[i + 3]  # 8 rows of C, updated together
         c4, c5, c6, c7 = C[i + 4], C[i + 5], C[i + 6], C[i + 7]
         for kk in range(0, k4, 4):
@@ -48,7 +84,7 @@ def matmul_tile(C, A, B, col0, m, n, k, accumulate):
             a50, a51, a52, a53 = A[i + 5, kk], A[i + 5, kk + 1], A[i + 5, kk + 2], A[i + 5, kk + 3]
             a60, a61, a62, a63 = A[i + 6, kk], A[i + 6, kk + 1], A[i + 6, kk + 2], A[i + 6, kk + 3]
             a70, a71, a72, a73 = A[i + 7, kk], A[i + 7, kk + 1], A[i + 7, kk + 2], A[i + 7, kk + 3]
-            for j in range(n):
+            for j in range(j_lo, n):
                 x0, x1, x2, x3 = b0[j], b1[j], b2[j], b3[j]
                 c0[j] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
                 c1[j] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
@@ -62,7 +98,7 @@ def matmul_tile(C, A, B, col0, m, n, k, accumulate):
             b0 = B[kk, col0:col0 + n]
             a0, a1, a2, a3 = A[i, kk], A[i + 1, kk], A[i + 2, kk], A[i + 3, kk]
             a4, a5, a6, a7 = A[i + 4, kk], A[i + 5, kk], A[i + 6, kk], A[i + 7, kk]
-            for j in range(n):
+            for j in range(j_lo, n):
                 x0 = b0[j]
                 c0[j] += a0 * x0
                 c1[j] += a1 * x0
@@ -81,14 +117,18 @@ def matmul_tile(C, A, B, col0, m, n, k, accumulate):
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def matmul_tile_at(C, A, B, m, n, k, accumulate):
+def matmul_tile_at(C, A, B, m, n, k, accumulate, mk):
     """C[:m, :n] = A[:k, :m]ᵀ @ B[:k, :n], or += when `accumulate` (A is read transposed)."""
     m8, k4 = m - m % 8, k - k % 4
     if not accumulate:
         for i in range(m):
             for j in range(n):
                 C[i, j] = 0
-    for i in range(0, m8, 8):
+    j_lo = _microkernel_columns(C, B, n, mk)
+    if j_lo > 0:
+        _register_tiles_at(C, A, B, m8, j_lo, k)
+    m_loops = m8 if j_lo < n else 0
+    for i in range(0, m_loops, 8):
         c0, c1, c2, c3 = C[i], C[i + 1], C[i + 2], C[i + 3]  # 8 rows of C, updated together
         c4, c5, c6, c7 = C[i + 4], C[i + 5], C[i + 6], C[i + 7]
         for kk in range(0, k4, 4):
@@ -101,7 +141,7 @@ def matmul_tile_at(C, A, B, m, n, k, accumulate):
             a50, a51, a52, a53 = A[kk, i + 5], A[kk + 1, i + 5], A[kk + 2, i + 5], A[kk + 3, i + 5]
             a60, a61, a62, a63 = A[kk, i + 6], A[kk + 1, i + 6], A[kk + 2, i + 6], A[kk + 3, i + 6]
             a70, a71, a72, a73 = A[kk, i + 7], A[kk + 1, i + 7], A[kk + 2, i + 7], A[kk + 3, i + 7]
-            for j in range(n):
+            for j in range(j_lo, n):
                 x0, x1, x2, x3 = b0[j], b1[j], b2[j], b3[j]
                 c0[j] += a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
                 c1[j] += a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
@@ -115,7 +155,7 @@ def matmul_tile_at(C, A, B, m, n, k, accumulate):
             b0 = B[kk, :n]
             a0, a1, a2, a3 = A[kk, i], A[kk, i + 1], A[kk, i + 2], A[kk, i + 3]
             a4, a5, a6, a7 = A[kk, i + 4], A[kk, i + 5], A[kk, i + 6], A[kk, i + 7]
-            for j in range(n):
+            for j in range(j_lo, n):
                 x0 = b0[j]
                 c0[j] += a0 * x0
                 c1[j] += a1 * x0

@@ -1,0 +1,150 @@
+"""kernels/tuning.py: the per-machine choice of (Br, Bc) and inner matmul for the Numba flash kernels, and
+microkernel.py's register tile that it chooses between. The timing itself runs on a tiny problem here."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba", reason="the Numba kernels need numba (in the project's dependencies)")
+
+from minitorch_attn.kernels import tuning  # noqa: E402
+from minitorch_attn.kernels.microkernel import microkernel_8x2v, microkernel_8x2v_at  # noqa: E402
+from minitorch_attn.kernels.tile_matmul import matmul_tile, matmul_tile_at  # noqa: E402
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    """A private cache directory, a tiny timing problem, two candidates, and no choice made yet."""
+    for var in ("MTA_TUNE", "MTA_FLASH_FWD", "MTA_FLASH_BWD", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("MTA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(tuning, "PROBLEM", dict(B=1, H=1, N=96, d=16))
+    monkeypatch.setattr(tuning, "CANDIDATES", {"forward": [(32, 16), (64, 32)], "backward": [(16, 32)]})
+    tuning.reset()
+    yield tmp_path
+    tuning.reset()
+
+
+def test_first_use_times_the_candidates_and_caches_the_fastest(fresh):
+    chosen = tuning.forward_config()
+    seconds = tuning.report(["forward"])["forward"]["seconds"]
+    assert set(seconds) == {"32,16,loops", "32,16,microkernel", "64,32,loops", "64,32,microkernel"}
+    best = min(seconds, key=seconds.get)
+    assert chosen == tuning._parse(best), "the choice is the fastest candidate"
+    cache = json.loads((fresh / "tuning.json").read_text())
+    assert cache[tuning.machine_key()]["forward"]["choice"] == best
+    assert tuning.report(["forward"])["forward"]["how"].startswith("timed 4 candidates")
+
+
+def test_a_cached_choice_is_read_back_without_timing(fresh, monkeypatch):
+    key = tuning.machine_key()
+    (fresh / "tuning.json").write_text(json.dumps({key: {"forward": {"choice": "64,32,loops", "seconds": {}}}}))
+    monkeypatch.setattr(tuning, "_time_candidates", lambda kind: pytest.fail("a cached choice must not be timed"))
+    assert tuning.forward_config() == {"Br": 64, "Bc": 32, "microkernel": False}
+    assert "cache" in tuning.report(["forward"])["forward"]["how"]
+
+
+def test_another_machine_key_is_not_reused(fresh, monkeypatch):
+    (fresh / "tuning.json").write_text(json.dumps({"someothercpu|x": {"forward": {"choice": "64,32,loops"}}}))
+    timed = []
+    monkeypatch.setattr(tuning, "_time_candidates", lambda kind: timed.append(kind) or {"32,16,microkernel": 1.0})
+    assert tuning.forward_config() == {"Br": 32, "Bc": 16, "microkernel": True}
+    assert timed == ["forward"]
+
+
+def test_environment_overrides_and_off(fresh, monkeypatch):
+    monkeypatch.setattr(tuning, "_time_candidates", lambda kind: pytest.fail("no timing with a fixed choice"))
+    monkeypatch.setenv("MTA_FLASH_FWD", "128,32,microkernel")
+    monkeypatch.setenv("MTA_TUNE", "off")
+    assert tuning.forward_config() == {"Br": 128, "Bc": 32, "microkernel": True}
+    assert tuning.backward_config() == tuning.DEFAULTS["backward"]
+    assert "MTA_TUNE=off" in tuning.report()["backward"]["how"]
+    assert not (fresh / "tuning.json").exists(), "nothing is written without timing"
+
+
+@pytest.mark.parametrize("raw", ["128", "128,x", "0,64", "128,64,fast", "1,2,loops,4"])
+def test_bad_settings_are_refused_with_the_expected_form(fresh, monkeypatch, raw):
+    monkeypatch.setenv("MTA_FLASH_BWD", raw)
+    with pytest.raises(ValueError, match="MTA_FLASH_BWD=.*expected 'Br,Bc'"):
+        tuning.backward_config()
+    tuning.reset()
+    monkeypatch.delenv("MTA_FLASH_BWD")
+    monkeypatch.setenv("MTA_TUNE", "sometimes")
+    with pytest.raises(ValueError, match="MTA_TUNE='sometimes'.*'auto'.*'off'.*'force'"):
+        tuning.forward_config()
+
+
+def test_an_unwritable_cache_is_not_an_error(fresh, monkeypatch):
+    blocker = fresh / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("MTA_CACHE_DIR", str(blocker / "sub"))
+    assert tuning.backward_config()["Br"] == 16
+
+
+def test_the_tuned_kernels_give_the_same_attention(fresh):
+    """Whatever is chosen computes the same attention (the choice changes speed, not results)."""
+    from minitorch_attn.kernels import attention_forward
+    from minitorch_attn.kernels.numba_backend import flash_forward_numba
+
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((1, 2, 70, 16)).astype(np.float32) for _ in range(3))
+    o, _ = flash_forward_numba(q, k, v, causal=True)
+    o_ref, _ = attention_forward(*(a.astype(np.float64) for a in (q, k, v)), True)
+    assert np.max(np.abs(o - o_ref)) < 1e-5
+
+
+# ---- the register tile itself -----------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_register_tile_adds_exactly_its_block(dtype):
+    """C[i:i+8, cj:cj+2L] += A @ B[:, bj:bj+2L], nothing outside the block, A read plainly or transposed."""
+    from numba import njit
+
+    @njit
+    def plain(C, A, B, i, cj, bj, k):
+        microkernel_8x2v(C, A, B, i, cj, bj, k)
+
+    @njit
+    def transposed(C, A, B, i, cj, bj, k):
+        microkernel_8x2v_at(C, A, B, i, cj, bj, k)
+
+    L = 64 // np.dtype(dtype).itemsize
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((20, 30)).astype(dtype)
+    B = rng.standard_normal((30, 2 * L + 20)).astype(dtype)
+    C0 = rng.standard_normal((24, 2 * L + 12)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    C = C0.copy()
+    plain(C, A, B, 3, 5, 7, 25)
+    want = C0.astype(np.float64)
+    want[3:11, 5:5 + 2 * L] += A[3:11, :25].astype(np.float64) @ B[:25, 7:7 + 2 * L]
+    assert np.max(np.abs(C - want)) < tol * 10, "the block: 8 rows from i=3, 2L columns from cj=5, k=25"
+    At = np.ascontiguousarray(A.T)  # (30, 20): A[:k, i:i+8] read transposed
+    C = C0.copy()
+    transposed(C, At, B, 3, 5, 7, 25)
+    want = C0.astype(np.float64)
+    want[3:11, 5:5 + 2 * L] += At[:25, 3:11].T.astype(np.float64) @ B[:25, 7:7 + 2 * L]
+    assert np.max(np.abs(C - want)) < tol * 10
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m,n,k", [(8, 32, 4), (21, 77, 13), (64, 256, 64), (7, 31, 5)])
+def test_tile_matmuls_agree_with_and_without_the_register_tile(dtype, m, n, k):
+    """Both inner kernels, every leftover (rows % 8, columns % 2L, k of any length), plain and transposed A."""
+    rng = np.random.default_rng(m * n + k)
+    A = rng.standard_normal((m, k)).astype(dtype)
+    At = np.ascontiguousarray(A.T)
+    B = rng.standard_normal((k, n + 9)).astype(dtype)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    for mk in (False, True):
+        for accumulate in (False, True):
+            C = np.ones((m, n), dtype)
+            matmul_tile(C, A, B, 9, m, n, k, accumulate, mk)
+            want = (1.0 if accumulate else 0.0) + A.astype(np.float64) @ B[:, 9:9 + n]
+            assert np.max(np.abs(C - want)) < tol * max(1, k), f"matmul_tile mk={mk} accumulate={accumulate}"
+            C = np.ones((m, n), dtype)
+            matmul_tile_at(C, At, B, m, n, k, accumulate, mk)
+            want = (1.0 if accumulate else 0.0) + A.astype(np.float64) @ B[:, :n]
+            assert np.max(np.abs(C - want)) < tol * max(1, k), f"matmul_tile_at mk={mk} accumulate={accumulate}"
