@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minitorch_attn.course.checks import assert_close, fail, gradcheck_op, run_op
+from minitorch_attn.course.checks import assert_close, fail, gradcheck_op, randn, run_op
 
 INF = np.inf
 
@@ -21,10 +21,6 @@ INF = np.inf
 @pytest.fixture(scope="module")
 def impl(load_target):
     return load_target("lesson13_sparse_attention")
-
-
-def randn(*shape, seed=0, scale=1.0, dtype=np.float64):
-    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
 
 
 def ref_entmax_row(z, alpha):
