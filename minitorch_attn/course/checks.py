@@ -13,6 +13,7 @@ Every graded test file imports its helpers from here, so that it holds only what
     randn(*shape, seed=)                   reproducible inputs
     softmax_ref, logsumexp_ref             the graders' float64 references (a row of all -inf: weights 0)
     assert_close, gradcheck_op, fail       comparisons, and failures that name the likely mistake
+    likely_mistake(got, {message: wrong})  the message of the planted mistake `got` reproduces
     ERRORS                                 the exceptions a mistake raises (not NotImplementedError)
 """
 
@@ -136,6 +137,26 @@ def run_fn(fn, *xs, what: str, hint: str = "", grad=None, tensors: bool = True, 
         fail(what, f"raised {type(e).__name__}: {e}", hint)
     grads = [t.grad for t in ins] if grad is not None else None
     return (out.data if tensors else np.asarray(out)), grads
+
+
+def likely_mistake(got, mistakes: dict, otherwise: str = "") -> str:
+    """The hint for what went wrong: the message of the first plausible wrong answer that `got`
+    reproduces, else `otherwise`. `mistakes` maps a message ("the softmax runs over the queries") to the
+    wrong answer's value, or to a function computing it (one that raises is skipped), so that a failure
+    names the mistake it sees and only that one, instead of restating the recipe."""
+    a = _value(got) if got is not None else None
+    if a is None or a.dtype.kind not in "fcbiu":
+        return otherwise
+    for message, wrong in mistakes.items():
+        try:
+            with np.errstate(all="ignore"):
+                w = np.asarray(wrong() if callable(wrong) else wrong)
+        except ERRORS:
+            continue
+        if w.shape == a.shape and np.allclose(a.astype(np.float64), w.astype(np.float64), rtol=1e-6, atol=1e-9,
+                                              equal_nan=True):
+            return message
+    return otherwise
 
 
 def sum_to_shape(grad, shape, what: str = "gradient") -> np.ndarray:

