@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.course.checks import assert_close, fail, numeric_vjp, randn, run_fn, softmax_ref
+from minitorch_attn.course.checks import assert_close, fail, likely_mistake, numeric_vjp, randn, run_fn, softmax_ref
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +46,16 @@ def ref_gat(wh, a_dst, a_src, adj, slope=0.2):
 
 
 # ---- 15.1 gat_attention ------------------------------------------------------------------------------------
-GAT_HINT = ("e[k, i, j] = LeakyReLU(a_dst[k]·wh[k, i] + a_src[k]·wh[k, j]) with slope negative_slope; set e to "
-            "-inf where adj[i, j] is False; softmax over j (the last axis)")
+def gat_mistakes(wh, a_dst, a_src, adj):
+    """Plausible wrong weights of gat_attention, by the message naming each mistake."""
+    return {
+        "a_dst and a_src are swapped: a_dst multiplies the receiving node i (the row), a_src the neighbour j":
+            lambda: ref_gat(wh, a_src, a_dst, adj),
+        "no LeakyReLU on the scores: e = leaky_relu(s_i + s_j, negative_slope)":
+            lambda: ref_gat(wh, a_dst, a_src, adj, slope=1.0),
+        "the softmax runs over the neighbours j of node i (the last axis), not over the nodes that see j":
+            lambda: np.swapaxes(ref_gat(wh, a_src, a_dst, adj.T), -1, -2),
+    }
 
 
 @pytest.mark.exercise("15.1", points=1)
@@ -56,16 +64,10 @@ def test_gat_attention_matches_the_formula(impl):
         wh, a_dst, a_src = randn(k, n, f, seed=seed), randn(k, f, seed=seed + 10), randn(k, f, seed=seed + 20)
         adj = random_adj(n, seed)
         out, _ = run_fn(lambda w, d, s, adj=adj: impl.gat_attention(w, d, s, adj), wh, a_dst, a_src,
-                        what=f"gat_attention with wh {wh.shape}", hint=GAT_HINT)
+                        what=f"gat_attention with wh {wh.shape}")
         expected = ref_gat(wh, a_dst, a_src, adj)
-        if out.shape == expected.shape and n > 1:
-            swapped = ref_gat(wh, a_src, a_dst, adj)
-            if not np.allclose(expected, swapped) and np.allclose(out, swapped, rtol=1e-8):
-                fail("gat_attention", "a_dst and a_src are swapped",
-                     "a_dst multiplies the receiving node i (the row), a_src the neighbour j (the column)")
-            if np.allclose(out, ref_gat(wh, a_dst, a_src, adj, slope=1.0), rtol=1e-8):
-                fail("gat_attention", "no LeakyReLU on the scores", "e = leaky_relu(s_i + s_j, negative_slope)")
-        assert_close(out, expected, f"gat_attention with wh {wh.shape}, adj {adj.shape}", GAT_HINT,
+        hint = likely_mistake(out, gat_mistakes(wh, a_dst, a_src, adj)) if n > 1 else ""
+        assert_close(out, expected, f"gat_attention with wh {wh.shape}, adj {adj.shape}", hint,
                      rtol=1e-10, atol=1e-12)
     wh, a_dst, a_src = randn(2, 4, 3, seed=5), randn(2, 3, seed=6), randn(2, 3, seed=7)
     adj = random_adj(4, 5)
@@ -79,8 +81,7 @@ def test_gat_attention_matches_the_formula(impl):
 def test_gat_attention_masks_non_edges_and_empty_rows(impl):
     wh, a_dst, a_src = randn(2, 6, 3, seed=8) * 50, randn(2, 3, seed=9), randn(2, 3, seed=10)  # huge scores
     adj = random_adj(6, 11, empty_rows=(3,))
-    out, _ = run_fn(lambda w, d, s: impl.gat_attention(w, d, s, adj), wh, a_dst, a_src, what="gat_attention",
-                    hint=GAT_HINT)
+    out, _ = run_fn(lambda w, d, s: impl.gat_attention(w, d, s, adj), wh, a_dst, a_src, what="gat_attention")
     if out.shape != (2, 6, 6):
         fail("gat_attention", f"expected shape (2, 6, 6), got {out.shape}", "one N×N matrix per head")
     if np.isnan(out[:, 3]).any():
@@ -92,7 +93,7 @@ def test_gat_attention_masks_non_edges_and_empty_rows(impl):
         fail("gat_attention", "a non-edge (adj[i, j] False) got a nonzero weight",
              "fill the scores with -inf where adj is False before the softmax, so exp gives exactly 0")
     assert_close(out, ref_gat(wh, a_dst, a_src, adj), "gat_attention with a masked row and large scores",
-                 GAT_HINT, rtol=1e-9, atol=1e-12)
+                 likely_mistake(out, gat_mistakes(wh, a_dst, a_src, adj)), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.exercise("15.1", points=1)
@@ -160,32 +161,33 @@ def ref_cross(q, k, v):
     return softmax_ref(s) @ v
 
 
-CROSS_HINT = ("scores = query @ keysᵀ / √d (B, Nt, Nc), softmax over the context points (the last axis), "
-              "then @ values")
+def cross_mistakes(q, k, v):
+    """Plausible wrong outputs of cross_attention_aggregate, by the message naming each mistake."""
+    d = q.shape[-1]
+    s = q @ np.swapaxes(k, -1, -2)
+    return {
+        "the scores are not scaled: divide q·k by √d, d = query.shape[-1]": lambda: softmax_ref(s) @ v,
+        "scale by 1/√d, not 1/d": lambda: softmax_ref(s / d) @ v,
+        "every target got the mean of the values (mean pooling): weight them by softmax(query · keys / √d)":
+            lambda: np.broadcast_to(v.mean(1, keepdims=True), (*q.shape[:-1], v.shape[-1])),
+    }
 
 
 @pytest.mark.exercise("15.3", points=1)
 def test_cross_attention_matches_the_formula(impl):
     for shapes, seed in ((((2, 7, 4), (2, 5, 4), (2, 5, 3)), 0), (((1, 3, 2), (1, 1, 2), (1, 1, 6)), 1)):
         q, k, v = (randn(*s, seed=seed + i) for i, s in enumerate(shapes))
-        out, _ = run_fn(impl.cross_attention_aggregate, q, k, v, what="cross_attention_aggregate", hint=CROSS_HINT)
-        expected = ref_cross(q, k, v)
-        if out.shape == expected.shape and k.shape[1] > 1:
-            if np.allclose(out, ref_cross(q * np.sqrt(q.shape[-1]), k, v), rtol=1e-8):
-                fail("cross_attention_aggregate", "the scores are not scaled", "divide q·k by √d, d = query.shape[-1]")
-            mean = np.broadcast_to(v.mean(1, keepdims=True), out.shape)
-            if np.allclose(out, mean, rtol=1e-8):
-                fail("cross_attention_aggregate", "every target got the mean of the values (mean pooling)",
-                     "weight the values by softmax(query · keys / √d) instead")
-        assert_close(out, expected, f"cross_attention_aggregate with query {q.shape}, keys {k.shape}, values "
-                     f"{v.shape}", CROSS_HINT, rtol=1e-10, atol=1e-12)
+        out, _ = run_fn(impl.cross_attention_aggregate, q, k, v, what="cross_attention_aggregate")
+        hint = likely_mistake(out, cross_mistakes(q, k, v)) if k.shape[1] > 1 else ""
+        assert_close(out, ref_cross(q, k, v), f"cross_attention_aggregate with query {q.shape}, keys {k.shape}, "
+                     f"values {v.shape}", hint, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.exercise("15.3", points=1)
 def test_cross_attention_is_a_weighted_average_over_the_context(impl):
     q, k = randn(2, 6, 4, seed=3) * 30, randn(2, 5, 4, seed=4) * 30  # huge scores
     ones = np.ones((2, 5, 1))
-    out, _ = run_fn(impl.cross_attention_aggregate, q, k, ones, what="cross_attention_aggregate", hint=CROSS_HINT)
+    out, _ = run_fn(impl.cross_attention_aggregate, q, k, ones, what="cross_attention_aggregate")
     if not np.isfinite(out).all():
         fail("cross_attention_aggregate", "non-finite output with large scores", "use F.softmax (it is stable)")
     assert_close(out, np.ones((2, 6, 1)), "cross_attention_aggregate with values = 1 (the weights of each target "
