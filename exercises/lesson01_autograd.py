@@ -45,7 +45,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     ### YOUR CODE HERE (Exercise 1.1)
     raise NotImplementedError(
         "Exercise 1.1: unbroadcast — sum grad over the axes broadcasting added or stretched, so that it "
-        "comes back with exactly `shape`; about 8 lines"
+        "comes back with exactly `shape`; about 8 lines that set `grad`"
     )
     ### END YOUR CODE
     return grad
@@ -131,7 +131,7 @@ def topological_order(root: Tensor) -> list[Tensor]:
     ### YOUR CODE HERE (Exercise 1.5)
     raise NotImplementedError(
         "Exercise 1.5: topological_order — list every tensor of the graph once, each after its parents, "
-        "without recursion; about 15 lines"
+        "without recursion; about 15 lines that set `order`"
     )
     ### END YOUR CODE
     return order

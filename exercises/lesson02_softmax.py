@@ -89,7 +89,7 @@ def merge_normalisers(m_a, l_a, m_b, l_b):
     ### YOUR CODE HERE (Exercise 2.3)
     raise NotImplementedError(
         "Exercise 2.3: merge_normalisers — combine the (max, normaliser) pairs of two parts of a row into "
-        "the pair of the whole row; about 3 lines"
+        "the pair of the whole row; about 3 lines that set `m` and `l`"
     )
     ### END YOUR CODE
     return m, l
@@ -108,7 +108,7 @@ def online_normaliser(x, block_size: int = 128):
     ### YOUR CODE HERE (Exercise 2.4)
     raise NotImplementedError(
         "Exercise 2.4: online_normaliser — fold the row in block by block with merge_normalisers, never "
-        "holding all of it; about 8 lines"
+        "holding all of it; about 8 lines that set `m` and `l`"
     )
     ### END YOUR CODE
     return m, l

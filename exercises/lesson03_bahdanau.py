@@ -43,7 +43,7 @@ def additive_attention(projected_query, projected_keys, v, values, key_padding_m
     ### YOUR CODE HERE (Exercise 3.1)
     raise NotImplementedError(
         "Exercise 3.1: additive_attention — score every key against every query, softmax over the unpadded "
-        "keys, and weight the values; about 11 lines"
+        "keys, and weight the values; about 11 lines that set `weights` and `context`"
     )
     ### END YOUR CODE
     return context, weights
@@ -64,7 +64,7 @@ def bahdanau_step(attend, gi_emb, state, w_ctx_t, w_hh_t, b_hh):
     ### YOUR CODE HERE (Exercise 3.2)
     raise NotImplementedError(
         "Exercise 3.2: bahdanau_step — attend with the previous state, then step the GRU on the embedding "
-        "and the context; about 3 lines"
+        "and the context; about 3 lines that set `context`, `weights` and `state`"
     )
     ### END YOUR CODE
     return state, context, weights

@@ -58,7 +58,7 @@ def local_p_weights(scores, positions, D, key_padding_mask=None):
     ### YOUR CODE HERE (Exercise 4.2)
     raise NotImplementedError(
         "Exercise 4.2: local_p_weights — softmax over the keys inside the window, times a Gaussian around "
-        "each predicted position; about 12 lines"
+        "each predicted position; about 12 lines that set `weights`"
     )
     ### END YOUR CODE
     return weights

@@ -43,7 +43,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
     ### YOUR CODE HERE (Exercise 5.1)
     raise NotImplementedError(
         "Exercise 5.1: attend — score, mask, softmax over the keys and weight the values; a row that sees no "
-        "key gets 0, never NaN; about 13 lines"
+        "key gets 0, never NaN; about 13 lines that set `weights` and `out`"
     )
     ### END YOUR CODE
     return out, weights
@@ -66,7 +66,7 @@ def causal_mask(n_q: int, n_k: int, offset: int = 0) -> np.ndarray:
     ### YOUR CODE HERE (Exercise 5.2)
     raise NotImplementedError(
         "Exercise 5.2: causal_mask — build the boolean (n_q, n_k) mask of who may attend to whom, shifted by "
-        "`offset`; about 3 lines"
+        "`offset`; about 3 lines that set `mask`"
     )
     ### END YOUR CODE
     return mask

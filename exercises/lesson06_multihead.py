@@ -41,7 +41,7 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
     ### YOUR CODE HERE (Exercise 6.1)
     raise NotImplementedError(
         "Exercise 6.1: split_heads — give each head its own contiguous slice of the features, heads before "
-        "positions; about 2 lines"
+        "positions; about 2 lines that set `out`"
     )
     ### END YOUR CODE
     return out
@@ -55,7 +55,7 @@ def merge_heads(x: Tensor) -> Tensor:
     ### YOUR CODE HERE (Exercise 6.2)
     raise NotImplementedError(
         "Exercise 6.2: merge_heads — undo split_heads: positions before heads, heads side by side in the "
-        "features; about 1 line"
+        "features; about 1 line that sets `out`"
     )
     ### END YOUR CODE
     return out
@@ -74,7 +74,7 @@ def sinusoidal_encoding(n_positions: int, dim: int, base: float = 10000.0, offse
     ### YOUR CODE HERE (Exercise 6.3)
     raise NotImplementedError(
         "Exercise 6.3: sinusoidal_encoding — fill the table of sines (even columns) and cosines (odd "
-        "columns) of position times frequency; about 6 lines"
+        "columns) of position times frequency; about 6 lines that set `pe`"
     )
     ### END YOUR CODE
     return pe.astype(dtype)
@@ -97,7 +97,7 @@ def apply_rope(x, offset: int = 0, base: float = 10000.0) -> Tensor:
     ### YOUR CODE HERE (Exercise 6.4)
     raise NotImplementedError(
         "Exercise 6.4: apply_rope — rotate each pair of features (i, i + d/2) by its position's angle; about "
-        "4 lines"
+        "4 lines that set `out`"
     )
     ### END YOUR CODE
     return out

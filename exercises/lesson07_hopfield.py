@@ -50,7 +50,7 @@ def hopfield_update(X, xi, beta: float = 1.0, steps: int | None = 1, tol: float 
         ### YOUR CODE HERE (Exercise 7.1)
         raise NotImplementedError(
             "Exercise 7.1: hopfield_update — repeat the update xi <- softmax(beta xi Xᵀ) X `steps` times, or "
-            "until it moves less than tol; about 8 lines"
+            "until it moves less than tol; about 8 lines that set `p` and `xi`"
         )
         ### END YOUR CODE
     if squeeze:
@@ -75,7 +75,7 @@ def hopfield_energy(X, xi, beta: float = 1.0):
         ### YOUR CODE HERE (Exercise 7.2)
         raise NotImplementedError(
             "Exercise 7.2: hopfield_energy — add up the energy's four terms, each along the right axis; "
-            "about 4 lines"
+            "about 4 lines that set `energy`"
         )
         ### END YOUR CODE
     if squeeze:
@@ -101,7 +101,7 @@ class ClassicalHopfield:
         ### YOUR CODE HERE (Exercise 7.3)
         raise NotImplementedError(
             "Exercise 7.3: ClassicalHopfield.__init__ — store W, the patterns' outer products summed and "
-            "divided by d, with no self-connections; about 3 lines"
+            "divided by d, with no self-connections; about 3 lines that set `W`"
         )
         ### END YOUR CODE
         self.W = W
@@ -115,7 +115,7 @@ class ClassicalHopfield:
         ### YOUR CODE HERE (Exercise 7.3)
         raise NotImplementedError(
             "Exercise 7.3: ClassicalHopfield.update — set every unit to the sign of its field `steps` times, "
-            "keeping it where the field is 0; about 3 lines"
+            "keeping it where the field is 0; about 3 lines that set `xi`"
         )
         ### END YOUR CODE
         return xi
@@ -129,8 +129,8 @@ def effective_patterns(p, axis: int = -1):
     """
     ### YOUR CODE HERE (Exercise 7.4)
     raise NotImplementedError(
-        "Exercise 7.4: effective_patterns — return 1 / sum(p^2) along `axis`, with operations that work on "
-        "arrays and Tensors alike; about 1 line"
+        "Exercise 7.4: effective_patterns — compute 1 / sum(p^2) along `axis`, with operations that work on "
+        "arrays and Tensors alike; about 1 line that sets `out`"
     )
     ### END YOUR CODE
     return out

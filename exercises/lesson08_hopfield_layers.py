@@ -47,7 +47,7 @@ def hopfield_association(q: Tensor, k: Tensor, v: Tensor, beta: float, steps: in
     ### YOUR CODE HERE (Exercise 8.1)
     raise NotImplementedError(
         "Exercise 8.1: hopfield_association — run steps - 1 updates in the association space, then read out "
-        "the values with one more; about 9 lines"
+        "the values with one more; about 9 lines that set `out` and `weights`"
     )
     ### END YOUR CODE
     return out, weights
@@ -90,7 +90,7 @@ class HopfieldPooling(Module):
         ### YOUR CODE HERE (Exercise 8.2)
         raise NotImplementedError(
             "Exercise 8.2: HopfieldPooling.forward — let the same trainable queries retrieve from every bag, "
-            "then flatten their outputs; about 4 lines"
+            "then flatten their outputs; about 4 lines that set `out`"
         )
         ### END YOUR CODE
         return out

@@ -40,7 +40,7 @@ def residual(x: Tensor, sublayer, norm, norm_first: bool) -> Tensor:
     ### YOUR CODE HERE (Exercise 9.1)
     raise NotImplementedError(
         "Exercise 9.1: residual — apply the sublayer once, with the norm before it (pre-LN) or after the "
-        "residual sum (post-LN); about 4 lines"
+        "residual sum (post-LN); about 4 lines that set `out`"
     )
     ### END YOUR CODE
     return out
@@ -61,7 +61,7 @@ def cached_attention(q: Tensor, k: Tensor, v: Tensor, past=None):
     ### YOUR CODE HERE (Exercise 9.2)
     raise NotImplementedError(
         "Exercise 9.2: cached_attention — append the new keys and values to the cache, then attend causally "
-        "from the newest positions; about 6 lines"
+        "from the newest positions; about 6 lines that set `k`, `v` and `out`"
     )
     ### END YOUR CODE
     return out, (k, v)
@@ -87,7 +87,7 @@ def next_token_probs(logits, temperature: float = 1.0, top_k: int | None = None)
     ### YOUR CODE HERE (Exercise 9.3)
     raise NotImplementedError(
         "Exercise 9.3: next_token_probs — greedy at temperature 0; else divide by the temperature, keep the "
-        "top k, and softmax; about 11 lines"
+        "top k, and softmax; about 11 lines that set `probs`"
     )
     ### END YOUR CODE
     return probs

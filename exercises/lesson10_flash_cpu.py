@@ -48,7 +48,7 @@ def online_softmax_tile_step(q_tile, k_tile, v_tile, m, l, acc, scale, mask=None
     ### YOUR CODE HERE (Exercise 10.1)
     raise NotImplementedError(
         "Exercise 10.1: online_softmax_tile_step — fold one tile of keys into the running (m, l, acc), "
-        "without normalising; about 9 lines"
+        "without normalising; about 9 lines that set `m_new`, `l` and `acc`"
     )
     ### END YOUR CODE
     return m_new, l, acc

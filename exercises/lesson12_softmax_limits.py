@@ -48,7 +48,7 @@ def max_weight_bound(delta, n):
     ### YOUR CODE HERE (Exercise 12.1)
     raise NotImplementedError(
         "Exercise 12.1: max_weight_bound — compute the bound so that it stays 1 for a huge or infinite gap, "
-        "never inf / inf; about 1 line"
+        "never inf / inf; about 1 line that sets `bound`"
     )
     ### END YOUR CODE
     return float(bound) if bound.ndim == 0 else bound
@@ -76,8 +76,8 @@ def entropy(p, axis: int = -1):
                          "or normalise along another axis?")
     ### YOUR CODE HERE (Exercise 12.2)
     raise NotImplementedError(
-        "Exercise 12.2: entropy — return the entropy in nats along `axis`, where a zero weight adds 0; about "
-        "2 lines"
+        "Exercise 12.2: entropy — compute the entropy in nats along `axis`, where a zero weight adds 0; "
+        "about 2 lines that set `h`"
     )
     ### END YOUR CODE
     return h
@@ -103,7 +103,7 @@ def adaptive_temperature(logits, axis: int = -1):
     ### YOUR CODE HERE (Exercise 12.3)
     raise NotImplementedError(
         "Exercise 12.3: adaptive_temperature — raise the sharpness of high-entropy rows with the fitted "
-        "polynomial, then softmax; about 5 lines"
+        "polynomial, then softmax; about 5 lines that set `beta` and `probs`"
     )
     ### END YOUR CODE
     return probs, beta

@@ -51,7 +51,7 @@ def fact_task(kind: str, n: int, length: int, depth=None, n_entities: int = 8,
     ### YOUR CODE HERE (Exercise 16.1)
     raise NotImplementedError(
         "Exercise 16.1: fact_task — draw the subjects and objects, write every fact token, then the query "
-        "token; about 17 lines"
+        "token; about 17 lines that set `bridge_pos`, `targets` and `tokens`"
     )
     ### END YOUR CODE
     return FactBatch(tokens.astype(np.int64), targets.astype(np.int64), answer_pos.astype(np.int64),

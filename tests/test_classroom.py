@@ -32,11 +32,10 @@ from minitorch_attn.course.nbcheck import CheckFailed, check
 from minitorch_attn.course.source import (
     BEGIN_HIDDEN,
     END_HIDDEN,
-    block_size,
+    block_stub_message,
     library_dir,
     read_definition,
     stub_definition,
-    stub_message,
 )
 
 pytestmark = pytest.mark.skipif(course.is_release(), reason="instructor machinery: a student release has no "
@@ -61,7 +60,7 @@ def stub_says(exercise_id: str, part: str) -> str:
     """The message of the stub of `part` of an exercise (its hint and its block's size)."""
     d = read_definition(catalog.get(exercise_id))
     block = next(b for b in d.blocks if b.part == part)
-    return stub_message(d.exercise, part, block_size(d, block))
+    return block_stub_message(d, block)
 
 
 def _role(cell) -> str | None:

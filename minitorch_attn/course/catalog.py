@@ -7,9 +7,10 @@ carry `@pytest.mark.exercise(id, points=...)`, and each exercise's test points a
 
 `hint` says in one line what the learner's block does (not how: the definition's docstring is the
 contract); a stub's `NotImplementedError` says it, with about how many lines the solution block takes
-(counted from the block). `part_hints` gives the line for the block inside a given method (keyed by the
-method's name, e.g. "forward" / "backward"). Mistake-specific advice belongs in the graded tests, in the
-message of the check that detects that mistake.
+and the names it must leave set (both read from the block: source.block_stub_message). `part_hints`
+gives the line for the block inside a given method (keyed by the method's name, e.g. "forward" /
+"backward"). Mistake-specific advice belongs in the graded tests, in the message of the check that
+detects that mistake (checks.likely_mistake).
 
 A CUDA C exercise (lesson 11) sets `file`: the definition is the function `name` of that .cu file, in the
 folder of the package `module`, and its blocks lie between `// BEGIN SOLUTION` / `// END SOLUTION` lines
@@ -223,7 +224,7 @@ EXERCISES: list[Exercise] = [
     Exercise(
         "7.4", "07_hopfield", "effective_patterns: 1 / sum p^2", 1,
         "minitorch_attn.hopfield", "effective_patterns",
-        hint="return 1 / sum(p^2) along `axis`, with operations that work on arrays and Tensors alike",
+        hint="compute 1 / sum(p^2) along `axis`, with operations that work on arrays and Tensors alike",
     ),
     # ---- lesson 08: Hopfield layers (add entries below this line) ----------------------------------
     Exercise(
@@ -307,7 +308,7 @@ EXERCISES: list[Exercise] = [
     Exercise(
         "12.2", "12_softmax_limits", "entropy: Shannon entropy in nats, with 0 log 0 = 0", 2,
         "minitorch_attn.softmax_limits", "entropy",
-        hint="return the entropy in nats along `axis`, where a zero weight adds 0",
+        hint="compute the entropy in nats along `axis`, where a zero weight adds 0",
     ),
     Exercise(
         "12.3", "12_softmax_limits", "adaptive_temperature: entropy -> beta -> softmax(beta * logits)", 4,

@@ -19,7 +19,7 @@ from pathlib import Path
 from . import catalog
 from .checks import fail
 from .source import (
-    block_size,
+    block_stub_message,
     cuda_path,
     cuda_text,
     find_cuda_definition,
@@ -51,8 +51,7 @@ def learner_definition(impl, exercise_id: str) -> str:
     if unwritten:
         d = read_definition(ex)
         if unwritten[0] < len(d.blocks):
-            block = d.blocks[unwritten[0]]
-            raise NotImplementedError(stub_message(ex, block.part, block_size(d, block)))
+            raise NotImplementedError(block_stub_message(d, d.blocks[unwritten[0]]))
         raise NotImplementedError(stub_message(ex, ex.name))
     return text
 
