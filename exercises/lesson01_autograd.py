@@ -40,10 +40,12 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
         unbroadcast(np.ones((4, 2, 3)), (2, 1)) -> array of shape (2, 1), every entry 4 * 3 = 12
     """
+    if grad.ndim < len(shape):
+        raise ValueError(f"unbroadcast: gradient of shape {grad.shape} has fewer axes than shape {shape}")
     ### YOUR CODE HERE (Exercise 1.1)
     raise NotImplementedError(
-        "Exercise 1.1: unbroadcast — sum grad over its extra leading axes, then (with keepdims=True) over "
-        "every axis where `shape` has size 1 but grad does not; the result must have exactly `shape`"
+        "Exercise 1.1: unbroadcast — sum grad over the axes broadcasting added or stretched, so that it "
+        "comes back with exactly `shape`; about 8 lines that set `grad`"
     )
     ### END YOUR CODE
     return grad
@@ -54,10 +56,10 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        _check_broadcast("mul", a, b)
         ### YOUR CODE HERE (Exercise 1.2)
         raise NotImplementedError(
-            "Exercise 1.2: Mul.forward — save both inputs with ctx.save(a, b) (backward needs them), then "
-            "return a * b"
+            "Exercise 1.2: Mul.forward — save what backward needs, then return the product; about 2 lines"
         )
         ### END YOUR CODE
 
@@ -65,8 +67,7 @@ class Mul(Function):
     def backward(ctx, grad):
         ### YOUR CODE HERE (Exercise 1.2)
         raise NotImplementedError(
-            "Exercise 1.2: Mul.backward — a, b = ctx.saved; return (grad * b, grad * a) -- one gradient per "
-            "input, in the broadcast shape is fine (Function.apply un-broadcasts)"
+            "Exercise 1.2: Mul.backward — return the gradient for a and for b, in that order; about 2 lines"
         )
         ### END YOUR CODE
 
@@ -78,8 +79,7 @@ class Tanh(Function):
     def forward(ctx, a):
         ### YOUR CODE HERE (Exercise 1.3)
         raise NotImplementedError(
-            "Exercise 1.3: Tanh.forward — compute out = np.tanh(a) and save the OUTPUT (the derivative is 1 "
-            "- out**2)"
+            "Exercise 1.3: Tanh.forward — return tanh(a), saving what the derivative needs; about 3 lines"
         )
         ### END YOUR CODE
 
@@ -87,7 +87,8 @@ class Tanh(Function):
     def backward(ctx, grad):
         ### YOUR CODE HERE (Exercise 1.3)
         raise NotImplementedError(
-            "Exercise 1.3: Tanh.backward — (out,) = ctx.saved; return grad * (1 - out * out)"
+            "Exercise 1.3: Tanh.backward — return grad times the derivative of tanh, from what forward "
+            "saved; about 2 lines"
         )
         ### END YOUR CODE
 
@@ -101,10 +102,12 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
+        if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned (need a[-1] == b[-2])")
+        _check_broadcast("matmul (batch axes)", a[..., :1, :1], b[..., :1, :1])
         ### YOUR CODE HERE (Exercise 1.4)
         raise NotImplementedError(
-            "Exercise 1.4: MatMul.forward — check a.shape[-1] == b.shape[-2] (raise ValueError naming both "
-            "shapes), save a and b, return a @ b"
+            "Exercise 1.4: MatMul.forward — save both inputs, then return their matrix product; about 2 lines"
         )
         ### END YOUR CODE
 
@@ -112,8 +115,8 @@ class MatMul(Function):
     def backward(ctx, grad):
         ### YOUR CODE HERE (Exercise 1.4)
         raise NotImplementedError(
-            "Exercise 1.4: MatMul.backward — dA = grad @ np.swapaxes(b, -1, -2), dB = np.swapaxes(a, -1, -2) "
-            "@ grad (not .T: on 3-D arrays .T reverses every axis)"
+            "Exercise 1.4: MatMul.backward — return the gradients for a and b, transposing only the last two "
+            "axes; about 4 lines"
         )
         ### END YOUR CODE
 
@@ -127,10 +130,8 @@ def topological_order(root: Tensor) -> list[Tensor]:
     """
     ### YOUR CODE HERE (Exercise 1.5)
     raise NotImplementedError(
-        "Exercise 1.5: topological_order — depth-first search with an explicit stack of (tensor, "
-        "parents_done) pairs: push (t, True) then each unseen parent in t._node.parents; append t when "
-        "popped with parents_done; remember visited ids so shared subgraphs are listed once; no recursion "
-        "(graphs can be 10,000 deep)"
+        "Exercise 1.5: topological_order — list every tensor of the graph once, each after its parents, "
+        "without recursion; about 15 lines that set `order`"
     )
     ### END YOUR CODE
     return order
@@ -156,9 +157,7 @@ class SGD(Optimizer):
     def step(self) -> None:
         ### YOUR CODE HERE (Exercise 1.6)
         raise NotImplementedError(
-            "Exercise 1.6: SGD.step — under no_grad(), for each (i, p) with p.grad not None: g = p.grad (+ "
-            "weight_decay * p.data); with momentum, buf = g.copy() on the first step else momentum * buf + "
-            "g, kept in self.state[i]['momentum_buffer']; g = g + momentum * buf if nesterov else buf; then "
-            "p.data -= lr * g (in place)"
+            "Exercise 1.6: SGD.step — update every parameter that has a gradient in place, as "
+            "torch.optim.SGD does; about 14 lines"
         )
         ### END YOUR CODE

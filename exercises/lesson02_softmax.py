@@ -38,8 +38,8 @@ class Softmax(Function):
     def forward(ctx, x, axis=-1):
         ### YOUR CODE HERE (Exercise 2.1)
         raise NotImplementedError(
-            "Exercise 2.1: Softmax.forward — subtract the row max (keepdims=True) before exp, or logits of "
-            "1e4 overflow to inf/inf = NaN; then divide by the row sum and ctx.save(p, axis)"
+            "Exercise 2.1: Softmax.forward — return the softmax along `axis`, stable for huge logits, and "
+            "save what backward needs; about 7 lines"
         )
         ### END YOUR CODE
 
@@ -47,8 +47,8 @@ class Softmax(Function):
     def backward(ctx, grad):
         ### YOUR CODE HERE (Exercise 2.1)
         raise NotImplementedError(
-            "Exercise 2.1: Softmax.backward — p, axis = ctx.saved; return p * (grad - (grad * "
-            "p).sum(axis=axis, keepdims=True))"
+            "Exercise 2.1: Softmax.backward — return the input's gradient from the saved probabilities, "
+            "without forming the Jacobian; about 2 lines"
         )
         ### END YOUR CODE
 
@@ -65,9 +65,8 @@ class LogSumExp(Function):
     def forward(ctx, x, axis=-1, keepdims=False):
         ### YOUR CODE HERE (Exercise 2.2)
         raise NotImplementedError(
-            "Exercise 2.2: LogSumExp.forward — m = max along axis (keepdims); replace a -inf max by 0 so "
-            "that an all -inf row gives log(0) = -inf instead of NaN; e = exp(x - m), s = sum(e), lse = m + "
-            "log(s); save e and s for backward; squeeze the axis unless keepdims"
+            "Exercise 2.2: LogSumExp.forward — return log(sum(exp(x))) along `axis`, stable, -inf for a row "
+            "of all -inf; about 8 lines"
         )
         ### END YOUR CODE
 
@@ -75,9 +74,8 @@ class LogSumExp(Function):
     def backward(ctx, grad):
         ### YOUR CODE HERE (Exercise 2.2)
         raise NotImplementedError(
-            "Exercise 2.2: LogSumExp.backward — the gradient is softmax(x) = e / s with e = exp(x - m) and s "
-            "= sum(e) saved in forward; expand grad's reduced axis first when keepdims=False; an all -inf "
-            "row has s = 0: divide by 1 there so its gradient is 0, not NaN"
+            "Exercise 2.2: LogSumExp.backward — return grad times softmax(x), grad's reduced axis put back "
+            "(0 on a row of all -inf); about 5 lines"
         )
         ### END YOUR CODE
 
@@ -90,8 +88,8 @@ def merge_normalisers(m_a, l_a, m_b, l_b):
     """
     ### YOUR CODE HERE (Exercise 2.3)
     raise NotImplementedError(
-        "Exercise 2.3: merge_normalisers — m = max(m_a, m_b); l = l_a * exp(m_a - m) + l_b * exp(m_b - m), "
-        "but where m is -inf (both parts empty) subtract 0 instead: -inf - -inf is NaN"
+        "Exercise 2.3: merge_normalisers — combine the (max, normaliser) pairs of two parts of a row into "
+        "the pair of the whole row; about 3 lines that set `m` and `l`"
     )
     ### END YOUR CODE
     return m, l
@@ -109,9 +107,8 @@ def online_normaliser(x, block_size: int = 128):
         raise ValueError(f"block_size must be at least 1; got {block_size}")
     ### YOUR CODE HERE (Exercise 2.4)
     raise NotImplementedError(
-        "Exercise 2.4: online_normaliser — start from m = -inf, l = 0 (shape x.shape[:-1]); for each block "
-        "x[..., s:s + block_size]: m_b = block max, l_b = sum(exp(block - m_b)) (with a -inf m_b replaced by "
-        "0), then m, l = merge_normalisers(m, l, m_b, l_b); the last block may be shorter"
+        "Exercise 2.4: online_normaliser — fold the row in block by block with merge_normalisers, never "
+        "holding all of it; about 8 lines that set `m` and `l`"
     )
     ### END YOUR CODE
     return m, l

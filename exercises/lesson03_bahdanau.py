@@ -42,12 +42,8 @@ def additive_attention(projected_query, projected_keys, v, values, key_padding_m
     """
     ### YOUR CODE HERE (Exercise 3.1)
     raise NotImplementedError(
-        "Exercise 3.1: additive_attention — hidden = tanh(projected_query[:, :, None, :] + projected_keys[:, "
-        "None, :, :]) has shape (B, Nq, Nk, H); scores = matmul(hidden, v) (B, Nq, Nk); with a mask, "
-        "masked_fill(scores, key_padding_mask[:, None, :], -np.inf) before F.softmax(..., axis=-1), and "
-        "where every key of a row is padding set its weights to 0 with where(...) (softmax of all -inf is "
-        "NaN); context = matmul(weights, values). Use the library's Tensor ops (tanh, matmul, masked_fill, "
-        "where), not NumPy, so gradients flow"
+        "Exercise 3.1: additive_attention — score every key against every query, softmax over the unpadded "
+        "keys, and weight the values; about 11 lines that set `weights` and `context`"
     )
     ### END YOUR CODE
     return context, weights
@@ -67,9 +63,8 @@ def bahdanau_step(attend, gi_emb, state, w_ctx_t, w_hh_t, b_hh):
     """
     ### YOUR CODE HERE (Exercise 3.2)
     raise NotImplementedError(
-        "Exercise 3.2: bahdanau_step — context, weights = attend(state) -- the query is the PREVIOUS state "
-        "s_{i-1}; the GRU's input gates are gi_emb + matmul(context, w_ctx_t); then state = gru_step(gates, "
-        "state, w_hh_t, b_hh); return (new state, context, weights)"
+        "Exercise 3.2: bahdanau_step — attend with the previous state, then step the GRU on the embedding "
+        "and the context; about 3 lines that set `context`, `weights` and `state`"
     )
     ### END YOUR CODE
     return state, context, weights

@@ -38,11 +38,8 @@ def luong_score(query, keys, score, W=None, v=None):
     """
     ### YOUR CODE HERE (Exercise 4.1)
     raise NotImplementedError(
-        "Exercise 4.1: luong_score — dot: matmul(query, keys.transpose(-2, -1)); general: "
-        "matmul(matmul(query, W), keys.transpose(-2, -1)) (W is (q, k), so q W has the keys' width); concat: "
-        "with q = query.shape[-1], pq = matmul(query, W[:, :q].transpose(0, 1)) (B, Nq, H) and pk = "
-        "matmul(keys, W[:, q:].transpose(0, 1)) (B, Nk, H), then matmul(tanh(pq[:, :, None, :] + pk[:, None, "
-        ":, :]), v); return (B, Nq, Nk) scores"
+        "Exercise 4.1: luong_score — return the (B, Nq, Nk) scores for `score`: dot, general or concat; "
+        "about 9 lines"
     )
     ### END YOUR CODE
     raise ValueError(f"luong_score: score must be one of {SCORES}; got {score!r}")
@@ -60,11 +57,8 @@ def local_p_weights(scores, positions, D, key_padding_mask=None):
     """
     ### YOUR CODE HERE (Exercise 4.2)
     raise NotImplementedError(
-        "Exercise 4.2: local_p_weights — s = np.arange(Nk); outside = np.abs(s - positions.data[..., None]) "
-        "> D (a constant bool array, or-ed with key_padding_mask[:, None, :] when given); align = "
-        "F.softmax(masked_fill(scores, outside, -np.inf), axis=-1), with rows that are entirely outside set "
-        "to 0 via where(...); then multiply by exp(-(s - positions[..., None])**2 / (2 sigma**2)) with sigma "
-        "= D / 2, built from the Tensor `positions` so the gradient reaches it; do not renormalise"
+        "Exercise 4.2: local_p_weights — softmax over the keys inside the window, times a Gaussian around "
+        "each predicted position; about 12 lines that set `weights`"
     )
     ### END YOUR CODE
     return weights

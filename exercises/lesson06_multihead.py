@@ -40,9 +40,8 @@ def split_heads(x: Tensor, num_heads: int) -> Tensor:
                          f"num_heads={num_heads}")
     ### YOUR CODE HERE (Exercise 6.1)
     raise NotImplementedError(
-        "Exercise 6.1: split_heads — reshape to (*lead, n, num_heads, e // num_heads) so each head gets a "
-        "contiguous slice of the features, then swap the N and H axes with .transpose(-3, -2); reshaping "
-        "straight to (B, H, N, E/H) has the right shape but mixes positions into heads"
+        "Exercise 6.1: split_heads — give each head its own contiguous slice of the features, heads before "
+        "positions; about 2 lines that set `out`"
     )
     ### END YOUR CODE
     return out
@@ -55,9 +54,8 @@ def merge_heads(x: Tensor) -> Tensor:
     *lead, h, n, d = x.shape
     ### YOUR CODE HERE (Exercise 6.2)
     raise NotImplementedError(
-        "Exercise 6.2: merge_heads — the inverse of split_heads: first .transpose(-3, -2) to (..., N, H, d), "
-        "then .reshape(*lead, n, h * d); reshaping without the transpose keeps the shape right and the "
-        "values wrong"
+        "Exercise 6.2: merge_heads — undo split_heads: positions before heads, heads side by side in the "
+        "features; about 1 line that sets `out`"
     )
     ### END YOUR CODE
     return out
@@ -75,10 +73,8 @@ def sinusoidal_encoding(n_positions: int, dim: int, base: float = 10000.0, offse
         raise ValueError(f"sinusoidal_encoding needs n_positions >= 0 and dim >= 1; got {n_positions}, {dim}")
     ### YOUR CODE HERE (Exercise 6.3)
     raise NotImplementedError(
-        "Exercise 6.3: sinusoidal_encoding — pos = offset + np.arange(n_positions) as a column (float64); 2i "
-        "= np.arange(0, dim, 2); angles = pos * base ** (-2i / dim); pe = zeros (n_positions, dim); pe[:, "
-        "0::2] = sin(angles); pe[:, 1::2] = cos(angles[:, :dim // 2]) (an odd dim has one more sine than "
-        "cosine)"
+        "Exercise 6.3: sinusoidal_encoding — fill the table of sines (even columns) and cosines (odd "
+        "columns) of position times frequency; about 6 lines that set `pe`"
     )
     ### END YOUR CODE
     return pe.astype(dtype)
@@ -100,10 +96,8 @@ def apply_rope(x, offset: int = 0, base: float = 10000.0) -> Tensor:
     n, d = x.shape[-2], x.shape[-1]
     ### YOUR CODE HERE (Exercise 6.4)
     raise NotImplementedError(
-        "Exercise 6.4: apply_rope — angles = rope_angles(n, d, base, offset) (shape (n, d/2)); cos, sin = "
-        "np.cos(angles), np.sin(angles) cast to x.dtype; x1, x2 = x[..., :d // 2], x[..., d // 2:]; return "
-        "ops.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], axis=-1) (feature i pairs with i + d/2, not "
-        "with i + 1)"
+        "Exercise 6.4: apply_rope — rotate each pair of features (i, i + d/2) by its position's angle; about "
+        "4 lines that set `out`"
     )
     ### END YOUR CODE
     return out

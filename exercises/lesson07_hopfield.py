@@ -49,11 +49,8 @@ def hopfield_update(X, xi, beta: float = 1.0, steps: int | None = 1, tol: float 
         p = None
         ### YOUR CODE HERE (Exercise 7.1)
         raise NotImplementedError(
-            "Exercise 7.1: hopfield_update — rows of X are the stored patterns: Xt = X.transpose(-2, -1); "
-            "repeat `steps` times: p = F.softmax(ops.matmul(xi, Xt) * beta, axis=-1) (one distribution over "
-            "the N patterns per state), new = ops.matmul(p, X); with tol, stop after the update whose "
-            "largest change np.max(np.abs(new.data - xi.data)) is below tol; keep the last p (it is returned "
-            "with return_weights=True)"
+            "Exercise 7.1: hopfield_update — repeat the update xi <- softmax(beta xi Xᵀ) X `steps` times, or "
+            "until it moves less than tol; about 8 lines that set `p` and `xi`"
         )
         ### END YOUR CODE
     if squeeze:
@@ -77,10 +74,8 @@ def hopfield_energy(X, xi, beta: float = 1.0):
         n = X.shape[-2]
         ### YOUR CODE HERE (Exercise 7.2)
         raise NotImplementedError(
-            "Exercise 7.2: hopfield_energy — scores = ops.matmul(xi, X.transpose(-2, -1)); lse = "
-            "F.logsumexp(scores * beta, axis=-1) / beta (the paper's lse includes the 1/beta); M2 = (X * "
-            "X).sum(axis=-1).max(axis=-1, keepdims=True) (the largest squared norm of a stored pattern); "
-            "energy = -lse + 0.5 * (xi * xi).sum(axis=-1) + math.log(n) / beta + 0.5 * M2"
+            "Exercise 7.2: hopfield_energy — add up the energy's four terms, each along the right axis; "
+            "about 4 lines that set `energy`"
         )
         ### END YOUR CODE
     if squeeze:
@@ -105,8 +100,8 @@ class ClassicalHopfield:
         self.patterns = X
         ### YOUR CODE HERE (Exercise 7.3)
         raise NotImplementedError(
-            "Exercise 7.3: ClassicalHopfield.__init__ — d = X.shape[1]; W = X.T @ X / d (the sum of the "
-            "outer products x_i x_i^T, over d); np.fill_diagonal(W, 0.0) (no unit drives itself)"
+            "Exercise 7.3: ClassicalHopfield.__init__ — store W, the patterns' outer products summed and "
+            "divided by d, with no self-connections; about 3 lines that set `W`"
         )
         ### END YOUR CODE
         self.W = W
@@ -119,9 +114,8 @@ class ClassicalHopfield:
                              f"{self.W.shape[0]}, the size of the stored patterns {self.patterns.shape}")
         ### YOUR CODE HERE (Exercise 7.3)
         raise NotImplementedError(
-            "Exercise 7.3: ClassicalHopfield.update — repeat `steps` times: h = xi @ self.W (rows are "
-            "states; W is symmetric); xi = +1 where h > 0, -1 where h < 0 and unchanged where h == 0 (nested "
-            "np.where)"
+            "Exercise 7.3: ClassicalHopfield.update — set every unit to the sign of its field `steps` times, "
+            "keeping it where the field is 0; about 3 lines that set `xi`"
         )
         ### END YOUR CODE
         return xi
@@ -135,8 +129,8 @@ def effective_patterns(p, axis: int = -1):
     """
     ### YOUR CODE HERE (Exercise 7.4)
     raise NotImplementedError(
-        "Exercise 7.4: effective_patterns — out = 1.0 / (p * p).sum(axis=axis): k for a uniform distribution "
-        "over k patterns, 1 for a one-hot one; written with * and .sum it works on arrays and Tensors alike"
+        "Exercise 7.4: effective_patterns — compute 1 / sum(p^2) along `axis`, with operations that work on "
+        "arrays and Tensors alike; about 1 line that sets `out`"
     )
     ### END YOUR CODE
     return out

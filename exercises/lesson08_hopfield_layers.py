@@ -46,11 +46,8 @@ def hopfield_association(q: Tensor, k: Tensor, v: Tensor, beta: float, steps: in
         raise ValueError(f"hopfield_association: steps must be at least 1; got {steps}")
     ### YOUR CODE HERE (Exercise 8.1)
     raise NotImplementedError(
-        "Exercise 8.1: hopfield_association — xi = q; repeat steps - 1 times: new = "
-        "F.scaled_dot_product_attention(xi, k, k, attn_mask=attn_mask, scale=beta) (an update in the "
-        "association space: k are both keys and values), stop after it when tol is given and "
-        "np.max(np.abs(new.data - xi.data)) < tol; then out, weights = F.scaled_dot_product_attention(xi, k, "
-        "v, attn_mask=attn_mask, scale=beta, dropout_p=dropout_p, rng=rng, return_weights=True)"
+        "Exercise 8.1: hopfield_association — run steps - 1 updates in the association space, then read out "
+        "the values with one more; about 9 lines that set `out` and `weights`"
     )
     ### END YOUR CODE
     return out, weights
@@ -92,10 +89,8 @@ class HopfieldPooling(Module):
             raise ValueError(f"HopfieldPooling: input must be (B, N, input_size); got {_shape(x)}")
         ### YOUR CODE HERE (Exercise 8.2)
         raise NotImplementedError(
-            "Exercise 8.2: HopfieldPooling.forward — B = x.shape[0]; state = self.pooling_weights * "
-            "np.ones((B, 1, 1), dtype=x.dtype) (the same queries for every bag, gradients summed back); out "
-            "= self.hopfield((x, state, x), stored_pattern_padding_mask=stored_pattern_padding_mask) is (B, "
-            "quantity, output_size); return out.reshape(B, self.quantity * out.shape[-1])"
+            "Exercise 8.2: HopfieldPooling.forward — let the same trainable queries retrieve from every bag, "
+            "then flatten their outputs; about 4 lines that set `out`"
         )
         ### END YOUR CODE
         return out

@@ -39,9 +39,8 @@ def residual(x: Tensor, sublayer, norm, norm_first: bool) -> Tensor:
     """
     ### YOUR CODE HERE (Exercise 9.1)
     raise NotImplementedError(
-        "Exercise 9.1: residual — pre-LN (norm_first=True): out = x + sublayer(norm(x)) -- the stream x "
-        "itself is never normalised; post-LN (norm_first=False): out = norm(x + sublayer(x)) -- normalise "
-        "AFTER adding; call sublayer exactly once"
+        "Exercise 9.1: residual — apply the sublayer once, with the norm before it (pre-LN) or after the "
+        "residual sum (post-LN); about 4 lines that set `out`"
     )
     ### END YOUR CODE
     return out
@@ -61,10 +60,8 @@ def cached_attention(q: Tensor, k: Tensor, v: Tensor, past=None):
     """
     ### YOUR CODE HERE (Exercise 9.2)
     raise NotImplementedError(
-        "Exercise 9.2: cached_attention — with past = (k_past, v_past): k = cat([k_past, k], axis=-2), v "
-        "likewise (the position axis); t_new, t = q.shape[-2], k.shape[-2]; mask = causal_mask(t_new, t, "
-        "offset=t - t_new) (bottom-right: the new queries are the LAST positions; offset 0 would hide the "
-        "cache from them); out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask); return out, (k, v)"
+        "Exercise 9.2: cached_attention — append the new keys and values to the cache, then attend causally "
+        "from the newest positions; about 6 lines that set `k`, `v` and `out`"
     )
     ### END YOUR CODE
     return out, (k, v)
@@ -89,10 +86,8 @@ def next_token_probs(logits, temperature: float = 1.0, top_k: int | None = None)
         raise ValueError(f"next_token_probs: top_k must be a positive integer or None; got {top_k}")
     ### YOUR CODE HERE (Exercise 9.3)
     raise NotImplementedError(
-        "Exercise 9.3: next_token_probs — temperature == 0: one-hot on z.argmax(axis=-1) (greedy); else z = "
-        "z / temperature; with top_k: kth = np.sort(z, axis=-1)[:, -k][:, None] with k = min(top_k, V), z = "
-        "np.where(z < kth, -np.inf, z) (ties with the k-th value survive); then a stable softmax: e = "
-        "np.exp(z - z.max(axis=-1, keepdims=True)), probs = e / e.sum(axis=-1, keepdims=True)"
+        "Exercise 9.3: next_token_probs — greedy at temperature 0; else divide by the temperature, keep the "
+        "top k, and softmax; about 11 lines that set `probs`"
     )
     ### END YOUR CODE
     return probs

@@ -47,12 +47,8 @@ def online_softmax_tile_step(q_tile, k_tile, v_tile, m, l, acc, scale, mask=None
     """
     ### YOUR CODE HERE (Exercise 10.1)
     raise NotImplementedError(
-        "Exercise 10.1: online_softmax_tile_step — S = (q_tile @ np.swapaxes(k_tile, -1, -2)) * scale, then "
-        "np.where(mask, S, -np.inf) if a mask is given; m_new = np.maximum(m, S.max(axis=-1)); m_safe = "
-        "np.where(np.isfinite(m_new), m_new, 0) (a row with no key yet: -inf - -inf is NaN); P = exp(S - "
-        "m_safe[..., None]); alpha = exp(m - m_safe) rescales the OLD sums (0 when m = -inf): l = l * alpha "
-        "+ P.sum(-1), acc = acc * alpha[..., None] + P @ v_tile; do not normalise here (that happens once, "
-        "at the end); return (m_new, l, acc)"
+        "Exercise 10.1: online_softmax_tile_step — fold one tile of keys into the running (m, l, acc), "
+        "without normalising; about 9 lines that set `m_new`, `l` and `acc`"
     )
     ### END YOUR CODE
     return m_new, l, acc
@@ -75,13 +71,8 @@ def flash_forward_tiled(q, k, v, causal=False, scale=None, key_padding_mask=None
     lse = np.empty((B, H, Nq), q.dtype)
     ### YOUR CODE HERE (Exercise 10.2)
     raise NotImplementedError(
-        "Exercise 10.2: flash_forward_tiled — for i0 in range(0, Nq, Br): q_tile = q[:, :, i0:i0 + Br], br = "
-        "its length (the last tile may be shorter); m = full((B, H, br), -inf), l = zeros, acc = zeros((B, "
-        "H, br, dv)); for j0 in range(0, Nk, Bc): if causal and j0 > i0 + br - 1, break (the tile is above "
-        "the diagonal); bc = min(Bc, Nk - j0); mask = allowed_mask(br, bc, causal, key_padding_mask, q0=i0, "
-        "k0=j0); m, l, acc = online_softmax_tile_step(...); after the key loop normalise ONCE: o = acc / "
-        "l[..., None] and lse = m + log(l), but where l == 0 (the row saw no key) o = 0 and lse = -inf (use "
-        "np.where with a safe l of 1 so nothing divides by 0); keep q's dtype"
+        "Exercise 10.2: flash_forward_tiled — loop over query tiles and key tiles with "
+        "online_softmax_tile_step, then normalise once; about 16 lines"
     )
     ### END YOUR CODE
     return o, lse
@@ -108,14 +99,8 @@ def flash_backward_tiled(q, k, v, o, lse, do, causal=False, scale=None, key_padd
     lse_safe = np.where(np.isfinite(lse), lse, 0)  # fully masked row: S = -inf there, so P = 0
     ### YOUR CODE HERE (Exercise 10.3)
     raise NotImplementedError(
-        "Exercise 10.3: flash_backward_tiled — for each key tile j0 (outer loop): dk_tile = dv_tile = 0; for "
-        "each query tile i0 (inner loop; causal: start at (j0 // Br) * Br, earlier query tiles see none of "
-        "these keys): S = q_tile k_tileᵀ · scale with masked pairs -inf (allowed_mask(br, bc, causal, "
-        "key_padding_mask, q0=i0, k0=j0)); P = exp(S - lse_safe[:, :, i0:i0 + br, None]) (no max, no sum: "
-        "lse already normalises); dv_tile += Pᵀ do_tile; dP = do_tile v_tileᵀ; dS = P * (dP - D[:, :, i0:i0 "
-        "+ br, None]) with D = rowsum(dO ∘ O) (computed above, not rowsum(P ∘ dP) over one tile only); "
-        "dq[i0:i0 + br] += dS k_tile · scale; dk_tile += dSᵀ q_tile · scale; after the query loop write "
-        "dk[j0:j0 + bc], dv[j0:j0 + bc]; the last tiles may be shorter than Br, Bc"
+        "Exercise 10.3: flash_backward_tiled — recompute each tile's probabilities from lse, and accumulate "
+        "dq, dk and dv tile by tile; about 21 lines"
     )
     ### END YOUR CODE
     return dq, dk, dv
@@ -131,17 +116,12 @@ def forward_tile_numba(q, k, v, i0, Br, Bc, causal, scale, o, lse):
     diagonal), m_new = max(m, max_j s_j); rescale l and acc by exp(m - m_new); then l += exp(s_j - m_new)
     and acc += exp(s_j - m_new) · v_j. At the end o_i = acc / l and lse_i = m + log l (a row that saw no
     key: o_i = 0, lse_i = -inf). With `causal`, key tiles past the tile's last query are never read.
+    The body is compiled by Numba in nopython mode: scalars, loops, `math` and np.empty/zeros/full only
+    (no np.where, no fancy indexing), allocated before the loops.
     """
     ### YOUR CODE HERE (Exercise 10.4)
     raise NotImplementedError(
-        "Exercise 10.4: forward_tile_numba — br = min(Br, Nq - i0); per row keep m = np.full(br, -np.inf), l "
-        "= np.zeros(br), acc = np.zeros((br, dv)) and a score buffer s = np.empty(Bc) (allocate before the "
-        "loops); for j0 in range(0, j_end, Bc) with j_end = min(Nk, i0 + br) if causal else Nk, bc = min(Bc, "
-        "j_end - j0): for each row i, s[j] = scale * sum_c q[i0 + i, c] * k[j0 + j, c] (-inf where causal "
-        "and j0 + j > i0 + i), m_new = max(m[i], max s); skip the row if m_new is still -inf; alpha = "
-        "math.exp(m[i] - m_new); l[i] *= alpha; acc[i] *= alpha; then p = math.exp(s[j] - m_new): l[i] += p, "
-        "acc[i, c] += p * v[j0 + j, c]; m[i] = m_new. At the end o[i0 + i] = acc[i] / l[i], lse[i0 + i] = "
-        "m[i] + math.log(l[i]), or 0 and -inf where l[i] == 0. Only scalars, loops, math and "
-        "np.empty/zeros/full inside @njit (no np.where, no fancy indexing)"
+        "Exercise 10.4: forward_tile_numba — the online softmax of one query tile, in scalar loops that "
+        "Numba compiles; about 42 lines"
     )
     ### END YOUR CODE

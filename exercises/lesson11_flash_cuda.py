@@ -46,12 +46,8 @@ extern "C" __global__ void softmax_rows(
     if (row >= rows) return;                         // the whole warp leaves together
     float* s_row = s + (size_t)row * N;
     // YOUR CODE HERE (Exercise 11.1)
-    // Exercise 11.1: softmax_rows — lane t visits the columns j = t, t + 32, t + 64, ... < N of s_row: m =
-    // the largest of them, then m = warp_max(m) (now every lane has the row max); m_safe = m, or 0.0f when m
-    // == neg_inf(); l = the sum of __expf(s_row[j] - m_safe) over the lane's columns, then l = warp_sum(l);
-    // write s_row[j] = __expf(s_row[j] - m_safe) * (1 / l) (0 when l == 0); lane 0 alone writes lse[row] = m
-    // + __logf(l) (neg_inf() when l == 0). Every lane must call warp_max and warp_sum, even a lane with no
-    // column
+    // Exercise 11.1: softmax_rows — each lane reduces its columns, the warp combines them, then every lane
+    // writes its normalised columns; about 10 lines
     // END YOUR CODE
 }
 """
@@ -93,11 +89,7 @@ extern "C" __global__ __launch_bounds__(ROWS_PER_BLOCK, 8) void online_row(
         // first key exp(m - m_new) = exp(-inf) = 0 wipes the empty state: no -inf - (-inf) can occur.
         // Columns c0 + u >= dv do not exist in v: leave their acc at 0, never read v_j there.
         // YOUR CODE HERE (Exercise 11.2)
-        // Exercise 11.2: online_row — m_new = fmaxf(m, s); alpha = __expf(m - m_new) rescales the old sums
-        // (it is 0 on the first key, where m = -inf); p = __expf(s - m_new); l = l * alpha + p; then under
-        // #pragma unroll, for u = 0 .. DV_CHUNK - 1: acc[u] = acc[u] * alpha + p * v_j[c0 + u] where c0 + u <
-        // dv (add nothing and read no v_j past dv: a constant loop bound with a test inside keeps acc in
-        // registers); finally m = m_new
+        // Exercise 11.2: online_row — fold key j into (m, l, acc), all in registers; about 7 lines
         // END YOUR CODE
     }
 
@@ -151,11 +143,8 @@ extern "C" __global__ __launch_bounds__(MAX_BR, 16) void shared_tiles(
         // share the copying (thread t takes entries t, t + Br, t + 2 Br, ...), and the tile may be read only
         // once every thread has written its part -- and overwritten only once every thread has read it.
         // YOUR CODE HERE (Exercise 11.3)
-        // Exercise 11.3: shared_tiles.stage — __syncthreads() first (the previous tile may still be read);
-        // for (t = threadIdx.x; t < BLOCK_N * d; t += blockDim.x): k_s[t] = k_bh[(j0 + t / d) * d + t % d],
-        // or 0.0f when j0 + t / d >= Nk; the same for v_s with DV_CHUNK columns: v_s[t] = V[j0 + t /
-        // DV_CHUNK, c0 + t % DV_CHUNK], 0.0f past Nk or past dv; then __syncthreads() again, so nobody reads
-        // a half-written tile
+        // Exercise 11.3: shared_tiles.stage — copy the tile of keys and values into shared memory, zeros past
+        // the end, between two barriers; about 10 lines
         // END YOUR CODE
         if (!row_in_range) continue;                 // after the barriers: this thread only helped load
 
@@ -172,11 +161,8 @@ extern "C" __global__ __launch_bounds__(MAX_BR, 16) void shared_tiles(
             // s = -inf and must add exactly 0; while the row has seen no key, m and m_new are both -inf:
             // exponentiate against 0 instead, never -inf - (-inf).
             // YOUR CODE HERE (Exercise 11.3)
-            // Exercise 11.3: shared_tiles.fold — as in 02_online_row.cu, but s may be -inf (a masked key):
-            // m_new = fmaxf(m, s); m_safe = m_new, or 0.0f when m_new == neg_inf() (no key seen yet: never
-            // -inf - -inf); alpha = __expf(m - m_safe); p = __expf(s - m_safe) (0 for a masked key); l = l *
-            // alpha + p; for every u < DV_CHUNK: acc[u] = acc[u] * alpha + p * v_s[jj * DV_CHUNK + u]; m =
-            // m_new
+            // Exercise 11.3: shared_tiles.fold — fold the staged key jj into (m, l, acc); a masked key (s =
+            // -inf) adds nothing; about 8 lines
             // END YOUR CODE
         }
     }
@@ -199,10 +185,7 @@ def shared_tiles_launch_config(BH: int, Nq: int, d: int, dv: int, Br: int = SHAR
     for one tile of BLOCK_N keys (width d) and their values (DV_CHUNK columns), float32."""
     ### YOUR CODE HERE (Exercise 11.4)
     raise NotImplementedError(
-        "Exercise 11.4: shared_tiles_launch_config — grid = (ceil(Nq / Br), BH, ceil(dv / DV_CHUNK)) with "
-        "_cdiv (x: query tiles, y: heads, z: column chunks; integers, not floats); block = (Br,) (one thread "
-        "per query row); shared_mem = (BLOCK_N * d + BLOCK_N * DV_CHUNK) * 4 bytes (k_s holds BLOCK_N keys "
-        "of width d, v_s BLOCK_N rows of DV_CHUNK columns, float32 = 4 bytes); return (grid, block, "
-        "shared_mem)"
+        "Exercise 11.4: shared_tiles_launch_config — return (grid, block, shared_mem) that step 03's kernel "
+        "needs for these shapes; about 4 lines"
     )
     ### END YOUR CODE

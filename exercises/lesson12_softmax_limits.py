@@ -47,9 +47,8 @@ def max_weight_bound(delta, n):
         raise ValueError(f"max_weight_bound: n (the number of items) must be >= 1; got {n}")
     ### YOUR CODE HERE (Exercise 12.1)
     raise NotImplementedError(
-        "Exercise 12.1: max_weight_bound — bound = e^Δ / (e^Δ + n - 1), written as 1 / (1 + (n - 1) * "
-        "np.exp(-d)) with the float64 arrays d and k already made for you (so Δ = 1e4 or inf gives 1, not "
-        "inf / inf = NaN); assign it to `bound`"
+        "Exercise 12.1: max_weight_bound — compute the bound so that it stays 1 for a huge or infinite gap, "
+        "never inf / inf; about 1 line that sets `bound`"
     )
     ### END YOUR CODE
     return float(bound) if bound.ndim == 0 else bound
@@ -77,8 +76,8 @@ def entropy(p, axis: int = -1):
                          "or normalise along another axis?")
     ### YOUR CODE HERE (Exercise 12.2)
     raise NotImplementedError(
-        "Exercise 12.2: entropy — h = -(p * log p).sum(axis=axis), but take the log of np.where(p > 0, p, "
-        "1.0) so that a zero weight (a masked item) adds 0 instead of 0 * -inf = NaN; assign it to `h`"
+        "Exercise 12.2: entropy — compute the entropy in nats along `axis`, where a zero weight adds 0; "
+        "about 2 lines that set `h`"
     )
     ### END YOUR CODE
     return h
@@ -103,10 +102,8 @@ def adaptive_temperature(logits, axis: int = -1):
                          f"got {z[bad]} at index {bad}")
     ### YOUR CODE HERE (Exercise 12.3)
     raise NotImplementedError(
-        "Exercise 12.3: adaptive_temperature — h = entropy(softmax_array(z, axis), axis=axis); poly = "
-        "np.polyval(POLY_COEFFS, h) (highest degree first); beta = 1 where h <= ENTROPY_THRESHOLD, else "
-        "max(poly, 1), cast to z.dtype; probs = softmax_array(z * np.expand_dims(beta, axis), axis): beta "
-        "MULTIPLIES the logits (it is 1 / temperature)"
+        "Exercise 12.3: adaptive_temperature — raise the sharpness of high-entropy rows with the fitted "
+        "polynomial, then softmax; about 5 lines that set `beta` and `probs`"
     )
     ### END YOUR CODE
     return probs, beta

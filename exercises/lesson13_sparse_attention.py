@@ -40,10 +40,8 @@ class Sparsemax(Function):
     def forward(ctx, x, axis=-1):
         ### YOUR CODE HERE (Exercise 13.1)
         raise NotImplementedError(
-            "Exercise 13.1: Sparsemax.forward — z, empty = _shifted(x, axis) (axis moved last, row max "
-            "subtracted, fully -inf rows flagged); sort descending; csum = cumsum of the sorted scores with "
-            "-inf replaced by 0; k* = count of k (1-based) with 1 + k * z_(k) > csum_k; tau = (csum at k* - "
-            "1) / k*; p = max(z - tau, 0), NaN on `empty` rows; move the axis back, ctx.save(p, axis)"
+            "Exercise 13.1: Sparsemax.forward — find the threshold from the sorted scores and return max(z - "
+            "tau, 0) along `axis`; about 13 lines"
         )
         ### END YOUR CODE
 
@@ -51,8 +49,8 @@ class Sparsemax(Function):
     def backward(ctx, grad):
         ### YOUR CODE HERE (Exercise 13.1)
         raise NotImplementedError(
-            "Exercise 13.1: Sparsemax.backward — s = (p > 0) (the support; NaN > 0 is False); return s * "
-            "(grad - sum(s * grad) / sum(s)), sums along axis with keepdims, and 0 where sum(s) = 0"
+            "Exercise 13.1: Sparsemax.backward — return grad minus its mean over the support, and 0 off the "
+            "support; about 5 lines"
         )
         ### END YOUR CODE
 
@@ -73,11 +71,8 @@ class Entmax15(Function):
     def forward(ctx, x, axis=-1):
         ### YOUR CODE HERE (Exercise 13.2)
         raise NotImplementedError(
-            "Exercise 13.2: Entmax15.forward — z, empty = _shifted(x, axis); u = z / 2 sorted descending; "
-            "with -inf replaced by 0 in the sums, mean_k = cumsum(u)/k, mean_sq_k = cumsum(u**2)/k, delta_k "
-            "= (1 - k * (mean_sq_k - mean_k**2)) / k, tau_k = mean_k - sqrt(max(delta_k, 0)); k* = length of "
-            "the prefix where tau_k < u_(k) (np.cumprod of the test, summed); p = max(u - tau_k*, 0) ** 2; "
-            "NaN on `empty` rows"
+            "Exercise 13.2: Entmax15.forward — find the exact threshold from the sorted half-scores and "
+            "return max(z/2 - tau, 0) ** 2; about 16 lines"
         )
         ### END YOUR CODE
 
@@ -85,8 +80,8 @@ class Entmax15(Function):
     def backward(ctx, grad):
         ### YOUR CODE HERE (Exercise 13.2)
         raise NotImplementedError(
-            "Exercise 13.2: Entmax15.backward — s = sqrt(p) on the support (p > 0), 0 elsewhere; return s * "
-            "(grad - sum(s * grad) / sum(s)) along axis (0 where sum(s) = 0)"
+            "Exercise 13.2: Entmax15.backward — as sparsemax's backward, weighted by sqrt(p) on the support; "
+            "about 5 lines"
         )
         ### END YOUR CODE
 
@@ -103,8 +98,7 @@ def bisect_threshold(z: np.ndarray, alpha: float, n_iter: int = BISECT_ITERATION
     """
     ### YOUR CODE HERE (Exercise 13.3)
     raise NotImplementedError(
-        "Exercise 13.3: bisect_threshold — start at lo = -1 with width 1 - (1/n) ** (alpha - 1); n_iter "
-        "times: width /= 2, mid = lo + width, f = sum(max((alpha - 1) * z - mid, 0) ** (1 / (alpha - 1))) "
-        "along the last axis (keepdims); where f >= 1 move lo to mid; return lo (shape z.shape[:-1] + (1,))"
+        "Exercise 13.3: bisect_threshold — halve the bracket on tau n_iter times, keeping the side where the "
+        "weights still sum to >= 1; about 10 lines"
     )
     ### END YOUR CODE

@@ -36,10 +36,8 @@ def linear_attention_regrouped(fq: Tensor, fk: Tensor, v: Tensor, eps: float = 1
     """
     ### YOUR CODE HERE (Exercise 14.1)
     raise NotImplementedError(
-        "Exercise 14.1: linear_attention_regrouped — kv = matmul(fk.transpose(-2, -1), v) (a d×dv matrix); z "
-        "= fk.sum(axis=-2, keepdims=True) (one d-vector of key features); numerator = matmul(fq, kv); "
-        "denominator = (fq * z).sum(axis=-1, keepdims=True) + eps (one number per query); return numerator / "
-        "denominator. Never form fq @ fkᵀ"
+        "Exercise 14.1: linear_attention_regrouped — compute φ(Q)(φ(K)ᵀV) and its normaliser without forming "
+        "the N×N matrix; about 5 lines"
     )
     ### END YOUR CODE
 
@@ -59,11 +57,8 @@ def causal_linear_attention_prefix(fq: Tensor, fk: Tensor, v: Tensor, eps: float
     """
     ### YOUR CODE HERE (Exercise 14.2)
     raise NotImplementedError(
-        "Exercise 14.2: causal_linear_attention_prefix — with *batch, n, d = fk.shape and dv = v.shape[-1]: "
-        "outer = fk.reshape(*batch, n, d, 1) * v.reshape(*batch, n, 1, dv); S = cumsum(outer, axis=-3) "
-        "(state after each position); z = cumsum(fk, axis=-2); numerator = matmul(fq.reshape(*batch, n, 1, "
-        "d), S).reshape(*batch, n, dv); denominator = (fq * z).sum(axis=-1, keepdims=True) + eps. Row i must "
-        "not see keys j > i"
+        "Exercise 14.2: causal_linear_attention_prefix — causal linear attention with running sums of the "
+        "keys' outer products; about 8 lines"
     )
     ### END YOUR CODE
 
@@ -80,9 +75,7 @@ def galerkin_attention(q, k, v, order: str = "kv", eps: float = 1e-5) -> Tensor:
     n = k.shape[-2]
     ### YOUR CODE HERE (Exercise 14.3)
     raise NotImplementedError(
-        "Exercise 14.3: galerkin_attention — normalise K and V (not Q) over the feature axis: "
-        "F.layer_norm(k, k.shape[-1], eps=eps), the same for v; order == 'kv': matmul(q, matmul(k_nᵀ, v_n)) "
-        "/ n; order == 'qk': matmul(matmul(q, k_nᵀ), v_n) / n, with ᵀ = .transpose(-2, -1) and n the number "
-        "of keys. No softmax"
+        "Exercise 14.3: galerkin_attention — normalise K and V, then multiply in the order `order` says, "
+        "over the number of keys; about 5 lines"
     )
     ### END YOUR CODE

@@ -43,10 +43,8 @@ def gat_attention(wh: Tensor, a_dst: Tensor, a_src: Tensor, adj: np.ndarray, neg
     """
     ### YOUR CODE HERE (Exercise 15.1)
     raise NotImplementedError(
-        "Exercise 15.1: gat_attention — with k, n, f = wh.shape: s_dst = matmul(wh, a_dst.reshape(k, f, 1)) "
-        "(K, N, 1), s_src = matmul(wh, a_src.reshape(k, f, 1)).reshape(k, 1, n); e = leaky_relu(s_dst + "
-        "s_src, negative_slope) (K, N, N); weights = F.softmax(where(mask, e, -inf), axis=-1) with mask = "
-        "adj broadcast to e.shape; rows of adj with no True entry get weights 0 (where(...) again), not NaN"
+        "Exercise 15.1: gat_attention — score every edge, softmax over each node's neighbours only; a node "
+        "with none gets 0; about 10 lines"
     )
     ### END YOUR CODE
 
@@ -59,9 +57,8 @@ def gcn_norm(adj: np.ndarray) -> np.ndarray:
     """
     ### YOUR CODE HERE (Exercise 15.2)
     raise NotImplementedError(
-        "Exercise 15.2: gcn_norm — a_hat = adj as float64 + np.eye(N); d = a_hat.sum(axis=1) (every degree "
-        ">= 1); return a_hat / sqrt(d_i) / sqrt(d_j), i.e. (1/sqrt(d))[:, None] * a_hat * (1/sqrt(d))[None, "
-        ":]"
+        "Exercise 15.2: gcn_norm — add self-loops, then divide each entry by the square roots of both nodes' "
+        "degrees; about 4 lines"
     )
     ### END YOUR CODE
 
@@ -74,8 +71,7 @@ def cross_attention_aggregate(query: Tensor, keys: Tensor, values: Tensor) -> Te
     """
     ### YOUR CODE HERE (Exercise 15.3)
     raise NotImplementedError(
-        "Exercise 15.3: cross_attention_aggregate — scores = matmul(query, keys.transpose(-2, -1)) / sqrt(d) "
-        "with d = query.shape[-1] (B, Nt, Nc); return matmul(F.softmax(scores, axis=-1), values): a softmax "
-        "over the context points, one row per target"
+        "Exercise 15.3: cross_attention_aggregate — attend from each target to the context points, and "
+        "weight their values; about 2 lines"
     )
     ### END YOUR CODE

@@ -50,11 +50,8 @@ def fact_task(kind: str, n: int, length: int, depth=None, n_entities: int = 8,
         answer_pos = fact_position(length, depths)
     ### YOUR CODE HERE (Exercise 16.1)
     raise NotImplementedError(
-        "Exercise 16.1: fact_task — draw A (the queried subject); literal: the answer fact's subject is A, "
-        "distractor subjects any entity but A; two-hop: B != A, the bridge A→B at a random position other "
-        "than answer_pos, distractor subjects neither A nor B; draw the answers v and the distractors' "
-        "objects; write fact_token(subject, object, E) at every fact position, the answer fact at "
-        "answer_pos, then append query_token(A, E)"
+        "Exercise 16.1: fact_task — draw the subjects and objects, write every fact token, then the query "
+        "token; about 17 lines that set `bridge_pos`, `targets` and `tokens`"
     )
     ### END YOUR CODE
     return FactBatch(tokens.astype(np.int64), targets.astype(np.int64), answer_pos.astype(np.int64),
@@ -74,8 +71,8 @@ def compose_attention(score, normaliser, combine):
                              f"same batch axes and one value per key; got q {q.shape}, k {k.shape}, v {v.shape}")
         ### YOUR CODE HERE (Exercise 16.2)
         raise NotImplementedError(
-            "Exercise 16.2: compose_attention.attend — return combine(normaliser(score(q, k), mask), v): the "
-            "score sees q and k, the normaliser the scores and the mask, the combine the weights and v"
+            "Exercise 16.2: compose_attention.attend — compose the three parts: score q against k, normalise "
+            "the scores with the mask, combine with v; about 1 line"
         )
         ### END YOUR CODE
 
@@ -89,9 +86,8 @@ def additive_score(W, U, v):
     def score(q, k):
         ### YOUR CODE HERE (Exercise 16.3)
         raise NotImplementedError(
-            "Exercise 16.3: additive_score.score — hidden = (W(q)[:, :, None, :] + U(k)[:, None, :, "
-            ":]).tanh(), shape (B, Nq, Nk, H); return matmul(hidden, v), shape (B, Nq, Nk) (in this order, "
-            "to match additive_attention bit for bit)"
+            "Exercise 16.3: additive_score.score — return vᵀ tanh(W q_i + U k_j) for every pair, shape (B, "
+            "Nq, Nk); about 2 lines"
         )
         ### END YOUR CODE
 

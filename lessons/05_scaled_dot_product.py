@@ -30,7 +30,7 @@
 #
 # | exercise | what | points |
 # |---|---|---|
-# | 5.1 | `_attend`: scores, mask, softmax, weighted sum (with fully masked rows) | 4 |
+# | 5.1 | `attend`: scores, mask, softmax, weighted sum (with fully masked rows) | 4 |
 # | 5.2 | `causal_mask`: who may attend to whom, top-left and bottom-right aligned | 2 |
 #
 # To run this notebook on **your** implementations, uncomment the `use` line below.

@@ -82,7 +82,7 @@ def causal_mask(n_q: int, n_k: int, offset: int = 0) -> np.ndarray:
     return mask
 
 
-def _attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
+def attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
     """The heart of attention, on checked inputs (Exercise 5.1). Returns (out, weights).
 
     q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv) are Tensors of one dtype; `mask` is None, a boolean
@@ -207,7 +207,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
                              "use backend='naive' (or 'auto', which falls back to it)")
     if backend != "naive":
         return _flash(q, k, v, is_causal, scale, padding, backend)
-    out, weights = _attend(q, k, v, mask, scale)
+    out, weights = attend(q, k, v, mask, scale)
     if dropout_p > 0.0:
         weights = F.dropout(weights, dropout_p, training=True, rng=rng)
         out = ops.matmul(weights, v)

@@ -34,12 +34,12 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
         unbroadcast(np.ones((4, 2, 3)), (2, 1)) -> array of shape (2, 1), every entry 4 * 3 = 12
     """
+    if grad.ndim < len(shape):
+        raise ValueError(f"unbroadcast: gradient of shape {grad.shape} has fewer axes than shape {shape}")
     ### BEGIN SOLUTION
     if grad.shape == tuple(shape):
         return grad
     lead = grad.ndim - len(shape)
-    if lead < 0:
-        raise ValueError(f"unbroadcast: gradient of shape {grad.shape} has fewer axes than shape {shape}")
     if lead:
         grad = grad.sum(axis=tuple(range(lead)))
     ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
@@ -54,8 +54,8 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ### BEGIN SOLUTION
         _check_broadcast("mul", a, b)
+        ### BEGIN SOLUTION
         ctx.save(a, b)
         return a * b
         ### END SOLUTION
@@ -96,10 +96,10 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ### BEGIN SOLUTION
         if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned (need a[-1] == b[-2])")
         _check_broadcast("matmul (batch axes)", a[..., :1, :1], b[..., :1, :1])
+        ### BEGIN SOLUTION
         ctx.save(a, b)
         return a @ b
         ### END SOLUTION

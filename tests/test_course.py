@@ -32,6 +32,9 @@ from minitorch_attn.course.source import (
     BEGIN_SOLUTION,
     END_HIDDEN,
     END_SOLUTION,
+    block_outputs,
+    block_size,
+    block_stub_message,
     learner_blocks,
     read_definition,
 )
@@ -142,6 +145,36 @@ def test_catalog_matches_the_library():
     assert [e.id for e in catalog.select(["02", "1.2"])] == ["1.2", "2.1", "2.2", "2.3", "2.4"]
     with pytest.raises(ValueError, match="neither an exercise id"):
         catalog.select(["7.7"])
+
+
+def test_stubs_say_what_to_do_and_how_long_not_how():
+    """Issue 14: the docstring is the contract; the stub says in one line what to do, about how many lines
+    it takes and which names it must leave set; mistake-specific advice lives in the graded tests."""
+    for ex in catalog.EXERCISES:
+        for hint in (ex.hint, *ex.part_hints.values()):
+            assert len(hint) <= 110 and "\n" not in hint, f"{ex.id}: a hint is one short line; got {hint!r}"
+        d = read_definition(ex)
+        for b in d.blocks:
+            message = block_stub_message(d, b)
+            assert f"about {block_size(d, b)} line" in message, message
+    bound = read_definition(catalog.get("12.1"))
+    assert block_outputs(bound, bound.blocks[0]) == ["bound"]  # `return float(bound) ...` follows the block
+    assert block_stub_message(bound, bound.blocks[0]).endswith("; about 1 line that sets `bound`")
+    mul = read_definition(catalog.get("1.2"))
+    assert [block_outputs(mul, b) for b in mul.blocks] == [[], []]  # both blocks return
+    attend = read_definition(catalog.get("5.1"))
+    assert block_outputs(attend, attend.blocks[0]) == ["weights", "out"]
+
+
+def test_likely_mistake_names_only_the_mistake_it_sees():
+    from minitorch_attn.course.checks import likely_mistake
+
+    x = np.arange(6.0).reshape(2, 3)
+    mistakes = {"transposed": x.T, "doubled": lambda: 2 * x, "raises": lambda: x[9], "halved": x / 2}
+    assert likely_mistake(2 * x, mistakes, "no idea") == "doubled"
+    assert likely_mistake(x / 2, mistakes) == "halved"  # a mistake that raises is skipped, not fatal
+    assert likely_mistake(x + 1, mistakes, "no idea") == "no idea"
+    assert likely_mistake(None, mistakes, "no idea") == "no idea"
 
 
 @pytest.mark.parametrize("ex", catalog.EXERCISES, ids=lambda e: e.id)

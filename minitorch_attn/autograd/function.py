@@ -24,12 +24,12 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
         unbroadcast(np.ones((4, 2, 3)), (2, 1)) -> array of shape (2, 1), every entry 4 * 3 = 12
     """
+    if grad.ndim < len(shape):
+        raise ValueError(f"unbroadcast: gradient of shape {grad.shape} has fewer axes than shape {shape}")
     ### BEGIN SOLUTION
     if grad.shape == tuple(shape):
         return grad
     lead = grad.ndim - len(shape)
-    if lead < 0:
-        raise ValueError(f"unbroadcast: gradient of shape {grad.shape} has fewer axes than shape {shape}")
     if lead:
         grad = grad.sum(axis=tuple(range(lead)))
     ones = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)

@@ -49,8 +49,8 @@ class Mul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ### BEGIN SOLUTION
         _check_broadcast("mul", a, b)
+        ### BEGIN SOLUTION
         ctx.save(a, b)
         return a * b
         ### END SOLUTION
@@ -246,10 +246,10 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        ### BEGIN SOLUTION
         if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-2]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned (need a[-1] == b[-2])")
         _check_broadcast("matmul (batch axes)", a[..., :1, :1], b[..., :1, :1])
+        ### BEGIN SOLUTION
         ctx.save(a, b)
         return a @ b
         ### END SOLUTION

@@ -4,6 +4,17 @@ that teaches (what was expected, what came back, the likely mistake).
 The graded tests check one exercise at a time: `run_op` drives a Function's forward and backward itself
 and sums broadcast gradients with its own reference `sum_to_shape`, so a mistake in Exercise 1.1
 (`unbroadcast`) or 1.5 (`topological_order`) does not cost points in Exercise 1.2.
+
+Every graded test file imports its helpers from here, so that it holds only what it grades:
+
+    call(what, fn, *args, hint=...)        run the learner's function; a crash becomes a failure that teaches
+    run_fn(fn, *arrays, what=..., grad=)   the same for a function of Tensors, with its backward
+    run_op(Function, *arrays, grad=)       one autograd Function's forward and backward, driven here
+    randn(*shape, seed=)                   reproducible inputs
+    softmax_ref, logsumexp_ref             the graders' float64 references (a row of all -inf: weights 0)
+    assert_close, gradcheck_op, fail       comparisons, and failures that name the likely mistake
+    likely_mistake(got, {message: wrong})  the message of the planted mistake `got` reproduces
+    ERRORS                                 the exceptions a mistake raises (not NotImplementedError)
 """
 
 from __future__ import annotations
@@ -12,7 +23,10 @@ import numpy as np
 
 from ..autograd.tensor import Tensor
 
-_ERRORS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
+#: The exceptions a mistake in an exercise typically raises; a graded test turns them into a failure that
+#: teaches. NotImplementedError (an untouched stub) is not among them: it propagates, and the grade table
+#: reports the exercise as not started.
+ERRORS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
 
 
 def fail(what: str, problem: str, hint: str = "", details: str = ""):
@@ -62,6 +76,89 @@ def assert_close(actual, expected, what: str, hint: str = "", rtol: float = 1e-7
              f"  expected: {_fmt(e)}\n  got:      {_fmt(a)}")
 
 
+def randn(*shape, seed: int = 0, scale: float = 1.0, dtype=np.float64) -> np.ndarray:
+    """A reproducible standard-normal array of `shape` (times `scale`), from its own `seed`."""
+    return (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype)
+
+
+def _float_dtype(x: np.ndarray):
+    return x.dtype if x.dtype.kind == "f" else np.dtype(np.float64)
+
+
+def softmax_ref(x, axis: int = -1) -> np.ndarray:
+    """The graders' softmax along `axis`, computed in float64 and returned in the input's floating dtype
+    (float64 for integers): the row max subtracted before exp, and a row whose entries are all -inf (it
+    sees no key) gives weights 0, the library's convention, not 0 / 0 = NaN."""
+    x = np.asarray(x)
+    x64 = x.astype(np.float64)
+    m = x64.max(axis=axis, keepdims=True)
+    e = np.exp(x64 - np.where(np.isfinite(m), m, 0.0))
+    total = e.sum(axis=axis, keepdims=True)
+    return np.where(total > 0, e / np.where(total > 0, total, 1.0), 0.0).astype(_float_dtype(x))
+
+
+def logsumexp_ref(x, axis: int = -1, keepdims: bool = False) -> np.ndarray:
+    """The graders' log(sum(exp(x))) along `axis`, in float64 and returned in the input's floating dtype,
+    stable (the max taken out first); a row of all -inf gives -inf, not NaN."""
+    dtype = _float_dtype(np.asarray(x))
+    x = np.asarray(x, dtype=np.float64)
+    m = x.max(axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    with np.errstate(divide="ignore"):
+        out = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+    return (out if keepdims else np.squeeze(out, axis=axis)).astype(dtype)
+
+
+def call(what: str, fn, *args, hint: str = "", **kwargs):
+    """fn(*args, **kwargs) with NumPy's floating-point warnings silenced. An exception a mistake raises
+    (`ERRORS`) becomes a failure naming `what`, with `hint`; NotImplementedError (a stub) propagates."""
+    try:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kwargs)
+    except ERRORS as e:
+        fail(what, f"raised {type(e).__name__}: {e}", hint)
+
+
+def run_fn(fn, *xs, what: str, hint: str = "", grad=None, tensors: bool = True, **kwargs):
+    """fn(*inputs) for a function built from Tensor ops: the arrays `xs` become Tensors (that require grad
+    when an upstream `grad` is given, which is then back-propagated from the output). Returns (output array,
+    [each input's .grad] or None). With tensors=False the arrays are passed as they are, and no Tensor is
+    required back. Errors become failures as in `call`."""
+    ins = [Tensor(x, requires_grad=grad is not None) if tensors else x for x in xs]
+    try:
+        out = fn(*ins, **kwargs)
+        if tensors and not isinstance(out, Tensor):
+            fail(what, f"returned {type(out).__name__}, expected a Tensor",
+                 "build the result from Tensor ops (matmul, sum, softmax, where, *, /), not from .data, "
+                 "so that autograd can see it")
+        if grad is not None:
+            out.backward(grad)
+    except ERRORS as e:
+        fail(what, f"raised {type(e).__name__}: {e}", hint)
+    grads = [t.grad for t in ins] if grad is not None else None
+    return (out.data if tensors else np.asarray(out)), grads
+
+
+def likely_mistake(got, mistakes: dict, otherwise: str = "") -> str:
+    """The hint for what went wrong: the message of the first plausible wrong answer that `got`
+    reproduces, else `otherwise`. `mistakes` maps a message ("the softmax runs over the queries") to the
+    wrong answer's value, or to a function computing it (one that raises is skipped), so that a failure
+    names the mistake it sees and only that one, instead of restating the recipe."""
+    a = _value(got) if got is not None else None
+    if a is None or a.dtype.kind not in "fcbiu":
+        return otherwise
+    for message, wrong in mistakes.items():
+        try:
+            with np.errstate(all="ignore"):
+                w = np.asarray(wrong() if callable(wrong) else wrong)
+        except ERRORS:
+            continue
+        if w.shape == a.shape and np.allclose(a.astype(np.float64), w.astype(np.float64), rtol=1e-6, atol=1e-9,
+                                              equal_nan=True):
+            return message
+    return otherwise
+
+
 def sum_to_shape(grad, shape, what: str = "gradient") -> np.ndarray:
     """The graders' own un-broadcast: sum `grad` down to `shape` (independent of Exercise 1.1)."""
     grad = np.asarray(grad)
@@ -94,7 +191,7 @@ def run_op(fn, *inputs, grad=None, requires_grad=None, hint: str = "", **kwargs)
         tensors.append(Tensor(x, requires_grad=rg))
     try:
         out = fn.apply(*tensors, **kwargs)
-    except _ERRORS as e:
+    except ERRORS as e:
         fail(f"{name}.forward", f"raised {type(e).__name__}: {e}", hint)
     if not isinstance(out, Tensor):
         fail(f"{name}.apply", f"returned a {type(out).__name__}, not a Tensor")
@@ -107,7 +204,7 @@ def run_op(fn, *inputs, grad=None, requires_grad=None, hint: str = "", **kwargs)
         fail(f"{name}.apply", "recorded no graph node")
     try:
         raw = fn.backward(out._node.ctx, np.asarray(grad, dtype=out.data.dtype))
-    except _ERRORS as e:
+    except ERRORS as e:
         fail(f"{name}.backward", f"raised {type(e).__name__}: {e}", hint)
     raw = raw if isinstance(raw, tuple) else (raw,)
     if len(raw) != len(tensors):

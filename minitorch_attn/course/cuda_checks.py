@@ -19,6 +19,7 @@ from pathlib import Path
 from . import catalog
 from .checks import fail
 from .source import (
+    block_stub_message,
     cuda_path,
     cuda_text,
     find_cuda_definition,
@@ -48,9 +49,10 @@ def learner_definition(impl, exercise_id: str) -> str:
              "write only inside the YOUR CODE HERE blocks; keep the signature and the closing '}' line")
     unwritten = unwritten_cuda_blocks(text, ex)
     if unwritten:
-        parts = [b.part for b in read_definition(ex).blocks]
-        part = parts[unwritten[0]] if unwritten[0] < len(parts) else ex.name
-        raise NotImplementedError(stub_message(ex, part))
+        d = read_definition(ex)
+        if unwritten[0] < len(d.blocks):
+            raise NotImplementedError(block_stub_message(d, d.blocks[unwritten[0]]))
+        raise NotImplementedError(stub_message(ex, ex.name))
     return text
 
 

@@ -274,13 +274,34 @@ def _new_threads(before: int) -> list[str]:
     return [f"started {now - before} thread(s)"] if now > before else []
 
 
+# numba's private `Dispatcher.enable_caching` (numba.core.dispatcher; checked on numba 0.68, where it is one line,
+# `self._cache = FunctionCache(self.py_func)`): `@njit(cache=True)` calls it at decoration time, and FunctionCache
+# raises "cannot cache function ...: no locator available" for code without a source file -- and a learner's
+# cell is exec'd from a string. The patch makes cache=True mean "compile, do not cache", which is all the
+# sandbox could do anyway (it keeps nothing). Only this hook is replaced, and only in the grading child.
+_NUMBA_CACHE_HOOK_CHECKED = ((0, 60), (0, 68))  # pyproject's lowest numba .. the newest this was checked on
+
+
 def _no_numba_cache() -> None:
     """`@njit(cache=True)` in a learner's cell: there is no source file to cache against, and the sandbox
-    keeps nothing; compile without a cache instead of failing."""
+    keeps nothing; compile without a cache instead of failing. With a numba whose private hook is gone, a
+    warning on the child's log, and cache=True fails as it would outside the grader."""
     try:
+        import numba
         from numba.core import dispatcher
     except ImportError:
         return
+    hook = getattr(getattr(dispatcher, "Dispatcher", None), "enable_caching", None)
+    if not callable(hook):
+        print(f"grade_runner: numba {numba.__version__} has no Dispatcher.enable_caching; @njit(cache=True) in "
+              "a learner's cell will fail to find a source file (update grade_runner._no_numba_cache)",
+              file=sys.stderr)
+        return
+    version = tuple(int(p) for p in numba.__version__.split(".")[:2] if p.isdigit())
+    lo, hi = _NUMBA_CACHE_HOOK_CHECKED
+    if not lo <= version <= hi:
+        print(f"grade_runner: numba {numba.__version__} is outside the versions whose Dispatcher.enable_caching "
+              f"was checked ({lo[0]}.{lo[1]} .. {hi[0]}.{hi[1]}); replacing it anyway", file=sys.stderr)
     dispatcher.Dispatcher.enable_caching = lambda self: None
 
 

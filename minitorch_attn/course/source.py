@@ -6,10 +6,11 @@ Markers. A solution block is the lines strictly between a line `### BEGIN SOLUTI
 `### END SOLUTION` (only whitespace around them). In a learner's file each block becomes
 
     ### YOUR CODE HERE (Exercise 1.2)
-    raise NotImplementedError("Exercise 1.2: Mul.forward -- <hint>")
+    raise NotImplementedError("Exercise 1.2: Mul.forward — <hint>; about 2 lines")
     ### END YOUR CODE
 
-at the indentation of the marker it replaces.
+at the indentation of the marker it replaces: the catalog's one-line hint, the size of the solution block,
+and the names it must leave set when the code after it reads them ("...; about 8 lines that set `grad`").
 
 CUDA C exercises (lesson 11; a catalog entry with `file="01_naive.cu"`). The definition is a top-level
 function of that .cu file (from the `//` comment lines right above its first line to the first line that is
@@ -19,7 +20,7 @@ generated Python files it becomes a raw triple-quoted string named after the fun
 verbatim; in exercises/ each block inside it becomes
 
         // YOUR CODE HERE (Exercise 11.1)
-        // Exercise 11.1: softmax_rows -- <hint, as comment lines>
+        // Exercise 11.1: softmax_rows — <hint>; about 10 lines (as comment lines)
         // END YOUR CODE
 
 so a learner's file, a handout cell and `course.use` all work as for Python. The stub compiles and does
@@ -366,14 +367,54 @@ def stray_blocks(definitions: list[Definition], package_dir: Path = PACKAGE_DIR)
 
 
 # ---- stubs ----------------------------------------------------------------------------------------------
-def stub_message(exercise: Exercise, part: str) -> str:
-    """What a stub says: the exercise, the part (function or method) and its hint."""
-    return f"Exercise {exercise.id}: {part} — {exercise.hint_for(part.rsplit('.', 1)[-1])}"
+def stub_message(exercise: Exercise, part: str, size: int | None = None, outputs=()) -> str:
+    """What a stub says: the exercise, the part (function or method), what to do (its hint), about how many
+    lines the solution block takes (`size`) and the names it leaves set for the code after it (`outputs`):
+    "Exercise 12.1: max_weight_bound — ...; about 1 line that sets `bound`". The recipe is not here: the
+    docstring is the contract, and the graded tests name the mistake they see."""
+    about = "" if size is None else f"; about {size} line{'' if size == 1 else 's'}"
+    if outputs:
+        names = [f"`{n}`" for n in outputs]
+        about += (" that set" if size != 1 else " that sets") if size is not None else "; set"
+        about += " " + (names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1])
+    return f"Exercise {exercise.id}: {part} — {exercise.hint_for(part.rsplit('.', 1)[-1])}{about}"
 
 
-def stub_lines(exercise: Exercise, part: str, indent: str) -> list[str]:
+def block_size(definition: Definition, block: Block) -> int:
+    """The lines of code in one solution block (blank lines and comment lines not counted)."""
+    body = definition.lines[block.begin + 1 : block.end]
+    return sum(1 for line in body if line.strip() and not line.lstrip().startswith(("#", "//")))
+
+
+def block_outputs(definition: Definition, block: Block) -> list[str]:
+    """The names a Python solution block assigns that the code after it, in the same function, reads (in
+    order of first assignment): what the learner's block must leave set, since the stub does not show it."""
+    if definition.language != "python":
+        return []
+    tree = parse("\n".join(definition.lines), f"<{definition.exercise.name}>")
+    first, last = block.begin + 2, block.end  # the block's lines, 1-based
+    funcs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+             and n.lineno < first and n.end_lineno >= last]
+    if not funcs:
+        return []
+    func = max(funcs, key=lambda n: n.lineno)  # the innermost
+    names = [n for n in ast.walk(func) if isinstance(n, ast.Name)]
+    stored = sorted((n.lineno, n.col_offset, n.id) for n in names
+                    if isinstance(n.ctx, ast.Store) and first <= n.lineno <= last)
+    read_after = {n.id for n in names if isinstance(n.ctx, ast.Load) and n.lineno > last + 1}
+    return list(dict.fromkeys(name for _, _, name in stored if name in read_after))
+
+
+def block_stub_message(definition: Definition, block: Block) -> str:
+    """stub_message for one block of `definition`, with its size and outputs."""
+    return stub_message(definition.exercise, block.part, block_size(definition, block),
+                        block_outputs(definition, block))
+
+
+def stub_lines(definition: Definition, block: Block) -> list[str]:
     """The learner's block replacing one solution block."""
-    message = stub_message(exercise, part)
+    exercise, indent = definition.exercise, block.indent
+    message = block_stub_message(definition, block)
     if exercise.file:  # CUDA C: the stub compiles and does nothing; the hint is a comment
         return [f"{indent}{CUDA_YOUR_CODE} (Exercise {exercise.id})",
                 *comment_lines(message, indent, "// "),
@@ -421,7 +462,7 @@ def stub_definition(definition: Definition) -> list[str]:
     out, i = [], 0
     for block in definition.blocks:
         out.extend(definition.lines[i : block.begin])
-        out.extend(stub_lines(definition.exercise, block.part, block.indent))
+        out.extend(stub_lines(definition, block))
         i = block.end + 1
     out.extend(definition.lines[i:])
     return out

@@ -31,6 +31,8 @@ def forward_tile_numba(q, k, v, i0, Br, Bc, causal, scale, o, lse):
     diagonal), m_new = max(m, max_j s_j); rescale l and acc by exp(m - m_new); then l += exp(s_j - m_new)
     and acc += exp(s_j - m_new) · v_j. At the end o_i = acc / l and lse_i = m + log l (a row that saw no
     key: o_i = 0, lse_i = -inf). With `causal`, key tiles past the tile's last query are never read.
+    The body is compiled by Numba in nopython mode: scalars, loops, `math` and np.empty/zeros/full only
+    (no np.where, no fancy indexing), allocated before the loops.
     """
     ### BEGIN SOLUTION
     Nq, d = q.shape

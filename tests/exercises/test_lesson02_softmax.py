@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minitorch_attn.course.checks import assert_close, fail, gradcheck_op, run_op
+from minitorch_attn.course.checks import assert_close, fail, gradcheck_op, logsumexp_ref, randn, run_op, softmax_ref
 
 INF = np.inf
 
@@ -22,24 +22,6 @@ INF = np.inf
 @pytest.fixture(scope="module")
 def impl(load_target):
     return load_target("lesson02_softmax")
-
-
-def randn(*shape, seed=0, dtype=np.float64):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def ref_softmax(x, axis=-1):
-    m = np.max(x, axis=axis, keepdims=True)
-    e = np.exp(x - m)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def ref_logsumexp(x, axis=-1, keepdims=False):
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    with np.errstate(divide="ignore"):
-        out = m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
-    return out if keepdims else np.squeeze(out, axis=axis)
 
 
 def ref_merge(m_a, l_a, m_b, l_b):
@@ -65,22 +47,22 @@ HUGE = np.array([[1e4, 1e4 - 1.0, 0.0, 1e4 - 3.0],
 def test_softmax_forward_is_stable_along_any_axis(impl):
     x = randn(3, 5, seed=0)
     out, _ = run_op(impl.Softmax, x, axis=-1)
-    assert_close(out, ref_softmax(x), "Softmax.forward on a (3, 5) array, axis=-1",
+    assert_close(out, softmax_ref(x), "Softmax.forward on a (3, 5) array, axis=-1",
                  "p = exp(x - max) / sum(exp(x - max)) along the axis, with keepdims=True so it broadcasts",
                  rtol=1e-12)
     with np.errstate(all="ignore"):
         out, _ = run_op(impl.Softmax, HUGE, axis=-1)
-    assert_close(out, ref_softmax(HUGE), "Softmax.forward on logits of +-1e4 (and -inf for masked entries)",
+    assert_close(out, softmax_ref(HUGE), "Softmax.forward on logits of +-1e4 (and -inf for masked entries)",
                  "subtract the row max before exp: exp(1e4) overflows to inf, and inf / inf is NaN",
                  rtol=1e-12, atol=1e-300)
     x3 = randn(2, 3, 4, seed=1)
     for axis in (0, 1):
         out, _ = run_op(impl.Softmax, x3, axis=axis)
-        assert_close(out, ref_softmax(x3, axis=axis), f"Softmax.forward on a (2, 3, 4) array, axis={axis}",
+        assert_close(out, softmax_ref(x3, axis=axis), f"Softmax.forward on a (2, 3, 4) array, axis={axis}",
                      "reduce (max and sum) along `axis`, not always the last one", rtol=1e-12)
     x32 = randn(2, 5, seed=2, dtype=np.float32)
     out, _ = run_op(impl.Softmax, x32, axis=-1)
-    assert_close(out, ref_softmax(x32), "Softmax.forward on float32", "keep the input's dtype", rtol=1e-5,
+    assert_close(out, softmax_ref(x32), "Softmax.forward on float32", "keep the input's dtype", rtol=1e-5,
                  check_dtype=True)
 
 
@@ -91,13 +73,13 @@ def test_softmax_backward(impl):
     for shape, axis, seed in (((3, 5), -1, 0), ((4, 3), 0, 1), ((2, 3, 4), 1, 2)):
         x, g = randn(*shape, seed=seed), randn(*shape, seed=seed + 10)
         _, (gx,) = run_op(impl.Softmax, x, grad=g, hint=hint, axis=axis)
-        p = ref_softmax(x, axis=axis)
+        p = softmax_ref(x, axis=axis)
         assert_close(gx, p * (g - (g * p).sum(axis=axis, keepdims=True)),
                      f"Softmax.backward on shape {shape}, axis={axis}", hint, rtol=1e-10, atol=1e-12)
     g = randn(*HUGE.shape, seed=3)
     with np.errstate(all="ignore"):
         _, (gx,) = run_op(impl.Softmax, HUGE, grad=g, hint=hint, axis=-1)
-    p = ref_softmax(HUGE)
+    p = softmax_ref(HUGE)
     assert_close(gx, p * (g - (g * p).sum(axis=-1, keepdims=True)), "Softmax.backward on logits of +-1e4",
                  "compute the gradient from the saved probabilities, never from exp(x)", rtol=1e-10,
                  atol=1e-12)
@@ -114,17 +96,17 @@ def test_logsumexp_forward_is_stable(impl):
     x = randn(3, 5, seed=0)
     for axis, keepdims in ((-1, False), (-1, True), (0, False), (0, True)):
         out, _ = run_op(impl.LogSumExp, x, axis=axis, keepdims=keepdims)
-        assert_close(out, ref_logsumexp(x, axis, keepdims),
+        assert_close(out, logsumexp_ref(x, axis, keepdims),
                      f"LogSumExp.forward(axis={axis}, keepdims={keepdims})",
                      hint + "; squeeze the axis unless keepdims", rtol=1e-12)
     with np.errstate(all="ignore"):
         out, _ = run_op(impl.LogSumExp, HUGE, axis=-1)
-    assert_close(out, ref_logsumexp(HUGE), "LogSumExp.forward on logits of +-1e4",
+    assert_close(out, logsumexp_ref(HUGE), "LogSumExp.forward on logits of +-1e4",
                  "subtract the max first: log(sum(exp(1e4))) overflows to inf, log(sum(exp(-1e4))) to -inf",
                  rtol=1e-12)
     with np.errstate(all="ignore"):
         out, _ = run_op(impl.LogSumExp, ALL_NEG_INF, axis=-1)
-    assert_close(out, ref_logsumexp(ALL_NEG_INF), "LogSumExp.forward on a row of all -inf (expected -inf)",
+    assert_close(out, logsumexp_ref(ALL_NEG_INF), "LogSumExp.forward on a row of all -inf (expected -inf)",
                  "replace a -inf max by 0 before subtracting it (np.where(np.isfinite(m), m, 0)): "
                  "-inf - (-inf) is NaN, while log(sum(exp(-inf))) = log(0) = -inf is right")
 
@@ -135,15 +117,15 @@ def test_logsumexp_backward_is_softmax(impl):
             "axis (np.expand_dims) when keepdims=False")
     x = randn(3, 5, seed=5)
     for axis, keepdims in ((-1, False), (-1, True), (0, False)):
-        g = randn(*ref_logsumexp(x, axis, keepdims).shape, seed=6)
+        g = randn(*logsumexp_ref(x, axis, keepdims).shape, seed=6)
         _, (gx,) = run_op(impl.LogSumExp, x, grad=g, hint=hint, axis=axis, keepdims=keepdims)
         g_b = g if keepdims else np.expand_dims(g, axis)
-        assert_close(gx, g_b * ref_softmax(x, axis=axis),
+        assert_close(gx, g_b * softmax_ref(x, axis=axis),
                      f"LogSumExp.backward(axis={axis}, keepdims={keepdims})", hint, rtol=1e-10, atol=1e-12)
     g = randn(3, seed=7)
     with np.errstate(all="ignore"):
         _, (gx,) = run_op(impl.LogSumExp, ALL_NEG_INF, grad=g, hint=hint, axis=-1)
-    expected = g[:, None] * np.array([ref_softmax(ALL_NEG_INF[0]), [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    expected = g[:, None] * np.array([softmax_ref(ALL_NEG_INF[0]), [0.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     assert_close(gx, expected, "LogSumExp.backward with a row of all -inf (expected a zero gradient there)",
                  "nothing could change that row's output, so its gradient is 0: e = 0 and sum(e) = 0 there, "
                  "so divide by np.where(s > 0, s, 1) (0 / 0 is NaN)")
@@ -237,7 +219,7 @@ def test_online_matches_batch_for_any_block_size(online):
                 "block may be shorter")
         assert_close(m, em, what + ": m", hint, rtol=1e-12)
         assert_close(l, el, what + ": l", hint, rtol=1e-12)
-        assert_close(m + np.log(l), ref_logsumexp(x), what + ": logsumexp = m + log(l)", hint, rtol=1e-12)
+        assert_close(m + np.log(l), logsumexp_ref(x), what + ": logsumexp = m + log(l)", hint, rtol=1e-12)
 
 
 @pytest.mark.exercise("2.4", points=1)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import minitorch_attn as mta
-from minitorch_attn.course.checks import assert_close, fail
+from minitorch_attn.course.checks import assert_close, fail, randn, softmax_ref
 from minitorch_attn.nn.rnn import gru_step
 
 
@@ -23,24 +23,16 @@ def impl(load_target):
     return load_target("lesson03_bahdanau")
 
 
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
 def ref_additive(pq, pk, v, values, mask=None):
     """Float64 reference: (context, weights) of additive attention on projected queries and keys."""
     scores = np.tanh(pq[:, :, None, :] + pk[:, None, :, :]) @ v  # (B, Nq, Nk)
     if mask is not None:
         scores = np.where(mask[:, None, :], -np.inf, scores)
-    m = scores.max(axis=-1, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    e = np.exp(scores - m)
-    s = e.sum(axis=-1, keepdims=True)
-    w = np.where(s > 0, e / np.where(s > 0, s, 1.0), 0.0)
+    w = softmax_ref(scores)
     return w @ values, w
 
 
-def call(impl, pq, pk, v, values, mask=None, requires_grad=False):
+def call_additive(impl, pq, pk, v, values, mask=None, requires_grad=False):
     ts = [mta.tensor(a, requires_grad=requires_grad) for a in (pq, pk, v, values)]
     out = impl.additive_attention(*ts, key_padding_mask=mask)
     if not isinstance(out, tuple) or len(out) != 2:
@@ -57,7 +49,7 @@ def example(seed=0, B=2, Nq=3, Nk=5, H=4, dv=3):
 @pytest.mark.exercise("3.1", points=1)
 def test_additive_attention_scores_and_context(impl):
     pq, pk, v, values = example(0)
-    _, (context, weights) = call(impl, pq, pk, v, values)
+    _, (context, weights) = call_additive(impl, pq, pk, v, values)
     ec, ew = ref_additive(pq, pk, v, values)
     hint = ("e_ij = v . tanh(Wq_i + Uk_j): broadcast projected_query[:, :, None, :] against "
             "projected_keys[:, None, :, :] to (B, Nq, Nk, H), tanh, then matmul with v")
@@ -66,7 +58,7 @@ def test_additive_attention_scores_and_context(impl):
     assert_close(context, ec, "additive_attention context (B, Nq, dv) = (2, 3, 3)",
                  "context = matmul(weights, values)", rtol=1e-9)
     pq1, pk1, v1, values1 = example(5, B=1, Nq=1, Nk=1, H=2, dv=2)
-    _, (context, weights) = call(impl, pq1, pk1, v1, values1)
+    _, (context, weights) = call_additive(impl, pq1, pk1, v1, values1)
     assert_close(weights, np.ones((1, 1, 1)), "additive_attention with a single key",
                  "one key always gets weight 1", rtol=1e-12)
 
@@ -78,7 +70,7 @@ def test_additive_attention_masks_padding(impl):
     mask[0, 4:] = True  # two padded keys
     mask[2, :] = True  # every key padded: defined as zero weights and a zero context
     with np.errstate(all="ignore"):
-        _, (context, weights) = call(impl, pq, pk, v, values, mask)
+        _, (context, weights) = call_additive(impl, pq, pk, v, values, mask)
     ec, ew = ref_additive(pq, pk, v, values, mask)
     assert_close(weights, ew, "additive_attention weights with key_padding_mask (rows 0: 2 keys padded, "
                  "2: all padded)", "masked_fill the scores with -inf where key_padding_mask[:, None, :] is True "

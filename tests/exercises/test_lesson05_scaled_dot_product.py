@@ -4,7 +4,7 @@
     pytest tests/exercises/test_lesson05_scaled_dot_product.py
     python -m minitorch_attn grade --lesson 05
 
-References are computed here in float64 with NumPy. `_attend` (5.1) receives its masks ready-made, so a
+References are computed here in float64 with NumPy. `attend` (5.1) receives its masks ready-made, so a
 mistake in `causal_mask` (5.2) does not cost points in 5.1.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.course.checks import _ERRORS, assert_close, fail, numeric_vjp
+from minitorch_attn.course.checks import ERRORS, assert_close, fail, likely_mistake, numeric_vjp, randn, softmax_ref
 
 INF = np.inf
 
@@ -24,10 +24,6 @@ def impl(load_target):
     return load_target("lesson05_scaled_dot_product")
 
 
-def randn(*shape, seed=0, dtype=np.float64):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
 def ref_attend(q, k, v, mask=None, scale=None):
     """(out, weights) in float64; a bool mask is True where attention is allowed, a float mask is added;
     rows that see no key give 0."""
@@ -35,38 +31,47 @@ def ref_attend(q, k, v, mask=None, scale=None):
     s = (q @ np.swapaxes(k, -1, -2)) * scale
     if mask is not None:
         s = np.where(mask, s, -INF) if mask.dtype == bool else s + mask
-    dead = np.all(s == -INF, axis=-1, keepdims=True)
-    s = np.where(dead, 0.0, s)
-    w = np.exp(s - s.max(axis=-1, keepdims=True))
-    w = np.where(dead, 0.0, w / w.sum(axis=-1, keepdims=True))
+    w = softmax_ref(s)
     return w @ v, w
 
 
-ATTEND_HINT = ("scores = matmul(q, k.transpose(-2, -1)) * scale (transpose the last two axes only); "
-               "weights = softmax over the LAST axis (the keys); out = matmul(weights, v)")
+ATTEND_HINT = "build it from the library's Tensor ops on q, k and v (ops.matmul, .transpose(-2, -1), F.softmax)"
 
 
-def attend(impl, q, k, v, mask=None, scale=None, hint=ATTEND_HINT, requires_grad=False):
-    """Call the target's `_attend` on Tensors; return (out, weights, (Q, K, V)) with the inputs as Tensors."""
+def attend_mistakes(q, k, v, scale):
+    """Plausible wrong (weights, out) of attend, by the message that names each mistake."""
+    d = q.shape[-1]
+    s = q @ np.swapaxes(k, -1, -2)
+    wrong = {
+        "the softmax runs over the keys (axis -1), not over the queries (axis -2)": softmax_ref(s * scale, axis=-2),
+        "multiply the scores by `scale` (the caller passes 1/sqrt(d) when scale is None)": softmax_ref(s),
+        "`scale` is already 1/sqrt(d): multiply by it, do not divide": softmax_ref(s / scale),
+        "scale once: the caller already folded 1/sqrt(d) into `scale`": softmax_ref(s * scale / np.sqrt(d)),
+    }
+    return {message: (w, w @ v) for message, w in wrong.items()}
+
+
+def run_attend(impl, q, k, v, mask=None, scale=None, hint=ATTEND_HINT, requires_grad=False):
+    """Call the target's `attend` on Tensors; return (out, weights, (Q, K, V)) with the inputs as Tensors."""
     scale = 1 / np.sqrt(q.shape[-1]) if scale is None else scale
     Q, K, V = (Tensor(a, requires_grad=requires_grad) for a in (q, k, v))
     m = Tensor(mask) if mask is not None and mask.dtype != bool else mask
     try:
         with np.errstate(all="ignore"):
-            result = impl._attend(Q, K, V, m, scale)
-    except _ERRORS as e:
-        fail("_attend", f"raised {type(e).__name__}: {e}", hint)
+            result = impl.attend(Q, K, V, m, scale)
+    except ERRORS as e:
+        fail("attend", f"raised {type(e).__name__}: {e}", hint)
     if not isinstance(result, tuple) or len(result) != 2:
-        fail("_attend", f"returned {type(result).__name__}, expected the pair (out, weights)", hint)
+        fail("attend", f"returned {type(result).__name__}, expected the pair (out, weights)", hint)
     out, w = result
     for name, t in (("out", out), ("weights", w)):
         if not isinstance(t, Tensor):
-            fail("_attend", f"{name} is a {type(t).__name__}, not a Tensor",
+            fail("attend", f"{name} is a {type(t).__name__}, not a Tensor",
                  "build it from autograd ops (ops.matmul, ops.where, F.softmax) so gradients flow")
     return out, w, (Q, K, V)
 
 
-# ---- 5.1 _attend ----------------------------------------------------------------------------------------
+# ---- 5.1 attend ----------------------------------------------------------------------------------------
 @pytest.mark.exercise("5.1", points=1)
 def test_attend_without_mask(impl):
     cases = [  # (q shape, k shape, v shape): Nq != Nk, d != dv, broadcast batch axes
@@ -77,13 +82,14 @@ def test_attend_without_mask(impl):
     for i, (qs, ks, vs) in enumerate(cases):
         q, k, v = randn(*qs, seed=i), randn(*ks, seed=10 + i), randn(*vs, seed=20 + i)
         for scale in (None, 0.3):
-            out, w, _ = attend(impl, q, k, v, scale=scale)
+            out, w, _ = run_attend(impl, q, k, v, scale=scale)
             eo, ew = ref_attend(q, k, v, scale=scale)
-            what = f"_attend(q {qs}, k {ks}, v {vs}, scale={'1/sqrt(d)' if scale is None else scale})"
-            hint = ATTEND_HINT
-            if w.shape == ew.shape and np.allclose(np.sum(w.data, axis=-2), 1):
-                hint = "the softmax runs over the keys (axis -1), not over the queries (axis -2)"
-            assert_close(w, ew, what + ": weights", hint + "; multiply the scores by `scale`", rtol=1e-10)
+            what = f"attend(q {qs}, k {ks}, v {vs}, scale={'1/sqrt(d)' if scale is None else scale})"
+            mistakes = attend_mistakes(q, k, v, 1 / np.sqrt(qs[-1]) if scale is None else scale)
+            hint = likely_mistake(w, {m: wo[0] for m, wo in mistakes.items()})
+            assert_close(w, ew, what + ": weights", hint, rtol=1e-10)
+            hint = likely_mistake(out, {m: wo[1] for m, wo in mistakes.items()},
+                                  "the weights are right: out = weights @ v")
             assert_close(out, eo, what + ": out", hint, rtol=1e-10)
 
 
@@ -92,26 +98,26 @@ def test_attend_with_boolean_and_float_masks(impl):
     q, k, v = randn(2, 4, 5, seed=1), randn(2, 6, 5, seed=2), randn(2, 6, 3, seed=3)
     bool_mask = np.random.default_rng(4).random((2, 4, 6)) < 0.6
     bool_mask[..., 0] = True  # every row sees at least one key
-    out, w, _ = attend(impl, q, k, v, bool_mask)
+    out, w, _ = run_attend(impl, q, k, v, bool_mask)
     eo, ew = ref_attend(q, k, v, bool_mask)
     hint = ("a boolean mask is True where attention is ALLOWED: keep the score there, put -inf where it is "
             "False (ops.where(mask, scores, -np.inf)), before the softmax")
     if w.shape == ew.shape and np.allclose(np.where(bool_mask, w.data, 0), 0):
         hint = "the mask is inverted: True means 'may attend' in scaled_dot_product_attention"
-    assert_close(w, ew, "_attend with a boolean mask (2, 4, 6): weights", hint, rtol=1e-10)
-    assert_close(out, eo, "_attend with a boolean mask (2, 4, 6): out", hint, rtol=1e-10)
+    assert_close(w, ew, "attend with a boolean mask (2, 4, 6): weights", hint, rtol=1e-10)
+    assert_close(out, eo, "attend with a boolean mask (2, 4, 6): out", hint, rtol=1e-10)
     pad = np.array([True, True, True, True, False, False])  # broadcasts over batch and queries
-    out, w, _ = attend(impl, q, k, v, pad)
+    out, w, _ = run_attend(impl, q, k, v, pad)
     eo, ew = ref_attend(q, k, v, pad)
-    assert_close(w, ew, "_attend with a boolean mask of shape (6,) (broadcast over batch and queries)", hint,
+    assert_close(w, ew, "attend with a boolean mask of shape (6,) (broadcast over batch and queries)", hint,
                  rtol=1e-10)
     float_mask = randn(4, 6, seed=5)
     float_mask[1, 2:] = -INF
-    out, w, _ = attend(impl, q, k, v, float_mask)
+    out, w, _ = run_attend(impl, q, k, v, float_mask)
     eo, ew = ref_attend(q, k, v, float_mask)
     hint = "a float mask (a Tensor) is ADDED to the scaled scores: scores = scores + mask"
-    assert_close(w, ew, "_attend with a float mask (4, 6) holding -inf entries: weights", hint, rtol=1e-10)
-    assert_close(out, eo, "_attend with a float mask (4, 6): out", hint, rtol=1e-10)
+    assert_close(w, ew, "attend with a float mask (4, 6) holding -inf entries: weights", hint, rtol=1e-10)
+    assert_close(out, eo, "attend with a float mask (4, 6): out", hint, rtol=1e-10)
 
 
 @pytest.mark.exercise("5.1", points=1)
@@ -123,26 +129,26 @@ def test_attend_fully_masked_rows_give_zero_without_nan(impl):
     hint = ("a row whose scores are all -inf has no softmax (0/0 = NaN): find those rows with "
             "np.all(scores.data == -np.inf, axis=-1, keepdims=True), replace their scores by 0 before the "
             "softmax and their weights by 0 after it, both with ops.where")
-    out, w, (Q, K, V) = attend(impl, q, k, v, mask, requires_grad=True)
+    out, w, (Q, K, V) = run_attend(impl, q, k, v, mask, requires_grad=True)
     eo, ew = ref_attend(q, k, v, mask)
-    assert_close(w, ew, "_attend with a fully masked row: weights (expected 0 in that row)", hint, rtol=1e-10)
-    assert_close(out, eo, "_attend with a fully masked row: out (expected 0 in that row)", hint, rtol=1e-10)
+    assert_close(w, ew, "attend with a fully masked row: weights (expected 0 in that row)", hint, rtol=1e-10)
+    assert_close(out, eo, "attend with a fully masked row: out (expected 0 in that row)", hint, rtol=1e-10)
     try:
         with np.errstate(all="ignore"):
             (out * randn(*out.shape, seed=9)).sum().backward()
-    except _ERRORS as e:
-        fail("_attend backward", f"raised {type(e).__name__}: {e}", hint)
+    except ERRORS as e:
+        fail("attend backward", f"raised {type(e).__name__}: {e}", hint)
     for name, t in (("q", Q), ("k", K), ("v", V)):
         if t.grad is None or not np.isfinite(t.grad).all():
-            fail(f"_attend backward with a fully masked row: gradient of {name}",
+            fail(f"attend backward with a fully masked row: gradient of {name}",
                  "is missing or not finite (NaN)", hint + "; ops.where passes no gradient to the branch it drops")
-    assert_close(Q.grad[0, 1], np.zeros(4), "_attend backward: the gradient of a fully masked query",
+    assert_close(Q.grad[0, 1], np.zeros(4), "attend backward: the gradient of a fully masked query",
                  "nothing can change a fully masked row's output (it is 0), so its query gets gradient 0")
     float_mask = np.zeros((3, 5))
     float_mask[2] = -INF
-    out, w, _ = attend(impl, q, k, v, float_mask)
+    out, w, _ = run_attend(impl, q, k, v, float_mask)
     eo, ew = ref_attend(q, k, v, float_mask)
-    assert_close(out, eo, "_attend with a float mask whose row 2 is all -inf: out (expected 0 there)",
+    assert_close(out, eo, "attend with a float mask whose row 2 is all -inf: out (expected 0 there)",
                  "decide 'fully masked' after adding the float mask: the row's scores are then all -inf", rtol=1e-10)
 
 
@@ -152,16 +158,16 @@ def test_attend_backward_matches_finite_differences(impl):
     mask = np.random.default_rng(14).random((3, 5)) < 0.7
     mask[:, 0] = True
     g = randn(2, 3, 3, seed=15)
-    out, _, (Q, K, V) = attend(impl, q, k, v, mask, requires_grad=True)
+    out, _, (Q, K, V) = run_attend(impl, q, k, v, mask, requires_grad=True)
     if out._node is None:
-        fail("_attend", "its output records no graph", "use autograd ops on the Tensors (not .data) so backward works")
+        fail("attend", "its output records no graph", "use autograd ops on the Tensors (not .data) so backward works")
     out.backward(g)
 
     def f(q_, k_, v_):
         return ref_attend(q_, k_, v_, mask)[0]
 
     for name, t, num in zip("qkv", (Q, K, V), numeric_vjp(f, [q, k, v], g)):
-        assert_close(t.grad, num, f"_attend backward: gradient of {name} against finite differences",
+        assert_close(t.grad, num, f"attend backward: gradient of {name} against finite differences",
                      "compose differentiable ops only (matmul, where, softmax, *); a NumPy step on .data cuts the "
                      "graph", rtol=1e-5, atol=1e-7)
 
@@ -174,7 +180,7 @@ def ref_causal(n_q, n_k, offset=0):
 def causal(impl, *args, **kwargs):
     try:
         return impl.causal_mask(*args, **kwargs)
-    except _ERRORS as e:
+    except ERRORS as e:
         fail(f"causal_mask{args}", f"raised {type(e).__name__}: {e}",
              "compare np.arange(n_q)[:, None] with np.arange(n_k)[None, :]")
 

@@ -13,24 +13,12 @@ import numpy as np
 import pytest
 
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.course.checks import _ERRORS, assert_close, fail
+from minitorch_attn.course.checks import assert_close, call, fail, likely_mistake, randn
 
 
 @pytest.fixture(scope="module")
 def impl(load_target):
     return load_target("lesson06_multihead")
-
-
-def randn(*shape, seed=0, dtype=np.float64):
-    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
-
-
-def call(what, fn, *args, hint="", **kwargs):
-    try:
-        with np.errstate(all="ignore"):
-            return fn(*args, **kwargs)
-    except _ERRORS as e:
-        fail(what, f"raised {type(e).__name__}: {e}", hint)
 
 
 def ref_split(x, h):
@@ -119,20 +107,39 @@ def test_sinusoidal_offset_odd_dim_and_dtype(impl):
 
 
 # ---- 6.4 apply_rope -------------------------------------------------------------------------------------
-def ref_rope(x, offset=0, base=10000.0):
+def ref_rope(x, offset=0, base=10000.0, sign=1.0, step=2):
+    """RoPE in float64 loops; `sign` -1 turns the other way and `step` 1 uses base ** (-i / d) (mistakes)."""
     n, d = x.shape[-2], x.shape[-1]
     out = np.empty_like(x)
     for p in range(n):
         for i in range(d // 2):
-            a = (offset + p) * base ** (-2 * i / d)
+            a = sign * (offset + p) * base ** (-step * i / d)
             x1, x2 = x[..., p, i], x[..., p, i + d // 2]
             out[..., p, i] = x1 * np.cos(a) - x2 * np.sin(a)
             out[..., p, i + d // 2] = x1 * np.sin(a) + x2 * np.cos(a)
     return out
 
 
-ROPE_HINT = ("pair feature i with feature i + d/2 (half-split), angle = pos * base**(-2i/d): out1 = x1*cos - "
-             "x2*sin, out2 = x1*sin + x2*cos, concatenated along the last axis")
+def rope_mistakes(x, offset, base):
+    """Plausible wrong answers of apply_rope, by the message naming each mistake."""
+    d = x.shape[-1]
+    perm = np.stack([np.arange(d // 2), np.arange(d // 2) + d // 2], axis=1).reshape(-1)
+
+    def interleaved():
+        out = np.empty_like(x)
+        out[..., perm] = ref_rope(x[..., perm], offset, base)
+        return out
+
+    wrong = {
+        "you paired adjacent features (2i, 2i+1); this library pairs i with i + d/2 (GPT-NeoX/LLaMA)": interleaved,
+        "the rotation turns the wrong way: the first half gets x1 cos - x2 sin, the second x1 sin + x2 cos":
+            lambda: ref_rope(x, offset, base, sign=-1.0),
+        "the frequencies are base ** (-2i / d) for i < d/2 (the 2 counts the pair)":
+            lambda: ref_rope(x, offset, base, step=1),
+    }
+    if offset:
+        wrong["positions start at `offset`: the token at index p is position offset + p"] = lambda: ref_rope(x, 0, base)
+    return wrong
 
 
 @pytest.mark.exercise("6.4", points=1)
@@ -141,16 +148,9 @@ def test_rope_matches_the_rotation(impl):
                                 ((3, 10), 0, 50.0)):
         x = randn(*shape, seed=len(shape) + offset)
         got = call(f"apply_rope(x {shape}, offset={offset})", impl.apply_rope, Tensor(x), offset=offset,
-                   base=base, hint=ROPE_HINT)
+                   base=base)
         expected = ref_rope(x, offset, base)
-        hint = ROPE_HINT
-        d = shape[-1]
-        if got is not None and np.shape(getattr(got, "data", got)) == x.shape:
-            interleaved = np.empty_like(x)
-            perm = np.stack([np.arange(d // 2), np.arange(d // 2) + d // 2], axis=1).reshape(-1)
-            interleaved[..., perm] = ref_rope(x[..., perm], offset, base)
-            if np.allclose(getattr(got, "data", got), interleaved):
-                hint = "you paired adjacent features (2i, 2i+1); this library pairs i with i + d/2 (GPT-NeoX/LLaMA)"
+        hint = likely_mistake(got, rope_mistakes(x, offset, base))
         assert_close(got, expected, f"apply_rope(x of shape {shape}, offset={offset}, base={base:g})", hint,
                      rtol=1e-9, atol=1e-12)
 
@@ -160,8 +160,8 @@ def test_rope_scores_depend_only_on_relative_position(impl):
     rng = np.random.default_rng(3)
     q0, k0 = rng.standard_normal(8), rng.standard_normal(8)
     n = 12
-    Q = call("apply_rope", impl.apply_rope, Tensor(np.tile(q0, (n, 1))), hint=ROPE_HINT)
-    K = call("apply_rope", impl.apply_rope, Tensor(np.tile(k0, (n, 1))), hint=ROPE_HINT)
+    Q = call("apply_rope", impl.apply_rope, Tensor(np.tile(q0, (n, 1))))
+    K = call("apply_rope", impl.apply_rope, Tensor(np.tile(k0, (n, 1))))
     scores = Q.data @ K.data.T  # scores[m, n] = rot(q0, m) . rot(k0, n)
     for delta in range(-3, 4):
         diag = np.diagonal(scores, offset=delta)
@@ -176,13 +176,13 @@ def test_rope_scores_depend_only_on_relative_position(impl):
 @pytest.mark.exercise("6.4", points=1)
 def test_rope_offset_and_gradient(impl):
     x = randn(2, 7, 6, seed=5)
-    full = call("apply_rope(x (2, 7, 6))", impl.apply_rope, Tensor(x), hint=ROPE_HINT)
-    tail = call("apply_rope(x[:, 4:], offset=4)", impl.apply_rope, Tensor(x[:, 4:]), offset=4, hint=ROPE_HINT)
+    full = call("apply_rope(x (2, 7, 6))", impl.apply_rope, Tensor(x))
+    tail = call("apply_rope(x[:, 4:], offset=4)", impl.apply_rope, Tensor(x[:, 4:]), offset=4)
     assert_close(tail, full.data[:, 4:], "apply_rope(x[:, 4:], offset=4) vs apply_rope(x)[:, 4:]",
                  "positions are offset + index: the token at index 0 of a chunk starting at offset 4 is position 4 "
                  "(this is how a KV cache feeds new tokens)", rtol=1e-12, atol=1e-12)
     t = Tensor(x, requires_grad=True)
-    out = call("apply_rope", impl.apply_rope, t, hint=ROPE_HINT)
+    out = call("apply_rope", impl.apply_rope, t)
     if out._node is None:
         fail("apply_rope", "its output records no graph", "build the result with Tensor ops (slicing, *, -, +, "
              "ops.cat) so gradients reach x")

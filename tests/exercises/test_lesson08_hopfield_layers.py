@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.course.checks import _ERRORS, assert_close, fail
+from minitorch_attn.course.checks import assert_close, call, fail, likely_mistake, randn, softmax_ref
 
 
 @pytest.fixture(scope="module")
@@ -21,29 +21,12 @@ def impl(load_target):
     return load_target("lesson08_hopfield_layers")
 
 
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
-def call(what, fn, *args, hint="", **kwargs):
-    try:
-        with np.errstate(all="ignore"):
-            return fn(*args, **kwargs)
-    except _ERRORS as e:
-        fail(what, f"raised {type(e).__name__}: {e}", hint)
-
-
-def softmax(s):
-    e = np.exp(s - s.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 def ref_association(q, k, v, beta, steps=1, tol=None, allowed=None):
     def weights(x):
         s = beta * x @ np.swapaxes(k, -1, -2)
         if allowed is not None:
             s = np.where(allowed, s, -np.inf)
-        return softmax(s)
+        return softmax_ref(s)
 
     xi = q
     for _ in range(steps - 1):
@@ -56,9 +39,26 @@ def ref_association(q, k, v, beta, steps=1, tol=None, allowed=None):
     return p @ v, p
 
 
-HINT = ("xi = q; steps - 1 updates xi <- softmax(beta xi k^T) k (keys AS values: an update in the association "
-        "space), then out, weights = softmax(beta xi k^T) v; F.scaled_dot_product_attention(xi, k, k, "
-        "attn_mask=..., scale=beta) does one update")
+def association_mistakes(q, k, v, beta, steps):
+    """Plausible wrong outputs of hopfield_association, by the message naming each mistake."""
+    wrong = {"scale the scores by beta (scale=beta), not by 1/sqrt(d)":
+             lambda: ref_association(q, k, v, 1 / np.sqrt(q.shape[-1]), steps)[0]}
+    if steps > 1:
+        wrong["do steps - 1 updates of the state before the read-out; one association in all is steps=1"] = \
+            lambda: ref_association(q, k, v, beta, 1)[0]
+        wrong["steps counts every association, the read-out included: steps - 1 updates, then the read-out"] = \
+            lambda: ref_association(q, k, v, beta, steps + 1)[0]
+        wrong["the updates stay in the association space: the new state is softmax(beta xi kᵀ) k, with the keys "
+              "as values (v only in the read-out)"] = lambda: _updates_with_values(q, k, v, beta, steps)
+    return wrong
+
+
+def _updates_with_values(q, k, v, beta, steps):
+    """A mistake: the updates read out v (only possible when v has the keys' width)."""
+    xi = q
+    for _ in range(steps - 1):
+        xi = softmax_ref(beta * xi @ np.swapaxes(k, -1, -2)) @ v
+    return softmax_ref(beta * xi @ np.swapaxes(k, -1, -2)) @ v
 
 
 # ---- 8.1 hopfield_association ---------------------------------------------------------------------------
@@ -67,16 +67,12 @@ def test_association_steps(impl):
     q, k, v = randn(2, 3, 4, 5, seed=1), randn(2, 3, 6, 5, seed=2), randn(2, 3, 6, 7, seed=3)
     for steps, beta in ((1, 0.5), (2, 0.5), (4, 1.5)):
         got = call(f"hopfield_association(q, k, v, beta={beta}, steps={steps})", impl.hopfield_association, Tensor(q),
-                   Tensor(k), Tensor(v), beta, steps, hint=HINT)
+                   Tensor(k), Tensor(v), beta, steps)
         if not isinstance(got, tuple) or len(got) != 2:
             fail("hopfield_association", f"returned {type(got).__name__}", "return (out, weights)")
         out, w = got
         eo, ew = ref_association(q, k, v, beta, steps)
-        hint = HINT
-        if steps > 1 and np.allclose(getattr(out, "data", out), ref_association(q, k, v, beta, 1)[0]):
-            hint = "do steps - 1 updates of the state before the read-out; one association in all is steps=1"
-        elif steps > 1 and np.allclose(getattr(out, "data", out), ref_association(q, k, v, beta, steps + 1)[0]):
-            hint = "steps counts every association, the read-out included: steps - 1 updates, then the read-out"
+        hint = likely_mistake(out, association_mistakes(q, k, v, beta, steps))
         assert_close(out, eo, f"hopfield_association(steps={steps}, beta={beta}): out", hint, rtol=1e-9, atol=1e-12)
         assert_close(w, ew, f"hopfield_association(steps={steps}, beta={beta}): weights", "the weights are the "
                      "softmax of the LAST association (the read-out)", rtol=1e-9, atol=1e-12)
@@ -88,18 +84,18 @@ def test_association_mask_tolerance_and_gradient(impl):
     allowed = np.ones((2, 1, 1, 5), bool)
     allowed[0, ..., 3:] = False
     got = call("hopfield_association(..., attn_mask)", impl.hopfield_association, Tensor(q), Tensor(k), Tensor(v),
-               1.0, 3, attn_mask=allowed, hint=HINT)
+               1.0, 3, attn_mask=allowed)
     eo, ew = ref_association(q, k, v, 1.0, 3, allowed=allowed)
     hint = "pass attn_mask to EVERY association, the updates too, or masked patterns leak into the state"
     assert_close(got[0], eo, "hopfield_association(steps=3) with padding masked out", hint, rtol=1e-9, atol=1e-12)
     k2 = np.where(randn(1, 1, 6, 8, seed=7) > 0, 1.0, -1.0)
     q2 = k2[:, :, :2] * 0.9
     got = call("hopfield_association(..., steps=50, tol=1e-9)", impl.hopfield_association, Tensor(q2), Tensor(k2),
-               Tensor(k2), 2.0, 50, 1e-9, hint=HINT)
+               Tensor(k2), 2.0, 50, 1e-9)
     assert_close(got[0], ref_association(q2, k2, k2, 2.0, 50, 1e-9)[0], "hopfield_association with tol",
                  "stop updating once no entry changed by more than tol, then read out", rtol=1e-9, atol=1e-12)
     qt = Tensor(q, requires_grad=True)
-    out, _ = call("hopfield_association", impl.hopfield_association, qt, Tensor(k), Tensor(v), 1.0, 2, hint=HINT)
+    out, _ = call("hopfield_association", impl.hopfield_association, qt, Tensor(k), Tensor(v), 1.0, 2)
     if out._node is None:
         fail("hopfield_association", "the output records no graph", "use F.scaled_dot_product_attention on the Tensors")
 

@@ -13,24 +13,12 @@ import numpy as np
 import pytest
 
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.course.checks import _ERRORS, assert_close, fail
+from minitorch_attn.course.checks import assert_close, call, fail, randn, softmax_ref
 
 
 @pytest.fixture(scope="module")
 def impl(load_target):
     return load_target("lesson09_transformer")
-
-
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
-def call(what, fn, *args, hint="", **kwargs):
-    try:
-        with np.errstate(all="ignore"):
-            return fn(*args, **kwargs)
-    except _ERRORS as e:
-        fail(what, f"raised {type(e).__name__}: {e}", hint)
 
 
 # ---- 9.1 residual -----------------------------------------------------------------------------------------
@@ -94,8 +82,7 @@ def ref_attention(q, k, v, offset):
     nq, nk = s.shape[-2:]
     allowed = np.arange(nk)[None, :] <= np.arange(nq)[:, None] + offset
     s = np.where(allowed, s, -np.inf)
-    p = np.exp(s - s.max(-1, keepdims=True))
-    return (p / p.sum(-1, keepdims=True)) @ v
+    return softmax_ref(s) @ v
 
 
 @pytest.mark.exercise("9.2", points=1)
@@ -139,11 +126,6 @@ def test_cached_attention_with_cache_matches_full_attention(impl):
 
 
 # ---- 9.3 next_token_probs ---------------------------------------------------------------------------------
-def softmax(z):
-    e = np.exp(z - z.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
 @pytest.mark.exercise("9.3", points=1)
 def test_next_token_probs_temperature_and_greedy(impl):
     logits = randn(3, 7, seed=10) * 3
@@ -151,7 +133,7 @@ def test_next_token_probs_temperature_and_greedy(impl):
     for t in (1.0, 0.5, 2.0):
         p = call(f"next_token_probs(temperature={t})", impl.next_token_probs, logits, t,
                  hint="divide by the temperature, then a stable softmax along the last axis")
-        assert_close(p, softmax(logits / t), f"next_token_probs(logits, temperature={t})",
+        assert_close(p, softmax_ref(logits / t), f"next_token_probs(logits, temperature={t})",
                      "probs = softmax(logits / temperature) along the vocabulary; subtract the row max first",
                      rtol=1e-9, atol=1e-12)
     g = call("next_token_probs(temperature=0)", impl.next_token_probs, logits, 0.0,
@@ -171,6 +153,6 @@ def test_next_token_probs_top_k(impl):
         p = call(f"next_token_probs(top_k={k})", impl.next_token_probs, logits, t, k, hint=hint)
         z = logits / t
         kth = np.sort(z, axis=-1)[:, -min(k, 5)][:, None]
-        expected = softmax(np.where(z < kth, -np.inf, z))
+        expected = softmax_ref(np.where(z < kth, -np.inf, z))
         assert_close(p, expected, f"next_token_probs(logits, temperature={t}, top_k={k})", hint, rtol=1e-9,
                      atol=1e-12)

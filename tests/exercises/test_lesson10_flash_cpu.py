@@ -160,16 +160,31 @@ def forward(impl, monkeypatch):
     return run
 
 
-FORWARD_HINT = ("loop i0 over range(0, Nq, Br) and j0 over range(0, Nk, Bc); the last tiles are shorter "
-                "(br = q_tile.shape[2], bc = min(Bc, Nk - j0)); normalise once per query tile, o = acc / l, "
-                "lse = m + log(l)")
+def _forward_hint(o, lse, eo, e_lse, Br=None) -> str:
+    """What the wrong rows of a tiled forward's (o, lse) say about the mistake, or "" when they say nothing."""
+    def close(a, b):
+        return np.shape(a) == np.shape(b) and np.allclose(a, b, rtol=1e-10, atol=1e-12, equal_nan=True)
+
+    if np.shape(o) != np.shape(eo) or np.shape(lse) != np.shape(e_lse):
+        return ""
+    bad = ~np.isclose(o, eo, rtol=1e-10, atol=1e-12).all(axis=-1) | ~np.isclose(lse, e_lse, rtol=1e-10, atol=1e-12)
+    rows = np.flatnonzero(bad.any(axis=(0, 1)))
+    nq = o.shape[-2]
+    if Br and nq % Br and len(rows) and rows.min() >= nq - nq % Br:
+        return (f"only rows {nq - nq % Br}..{nq - 1}, the last query tile, are wrong: it is shorter than Br "
+                "(br = q_tile.shape[2]), and its key tiles must use that br too")
+    if close(o, eo):
+        return "o is right: lse = m + log(l) for each row, -inf for a row that saw no key"
+    if close(lse, e_lse):
+        return "lse is right, so m and l are: normalise acc by l once, after the key loop (o = acc / l)"
+    return ""
 
 
-def _check_forward(o, lse, q, k, v, what, hint=FORWARD_HINT, **kwargs):
+def _check_forward(o, lse, q, k, v, what, hint="", Br=None, **kwargs):
     eo, e_lse = attention_forward(q, k, v, **kwargs)
+    hint = _forward_hint(o, lse, eo, e_lse, Br) or hint
     assert_close(o, eo, what + ": o", hint, rtol=1e-12, atol=1e-13)
-    assert_close(lse, e_lse, what + ": lse", hint + "; lse = m + log(l), -inf for a row that saw no key",
-                 rtol=1e-12, atol=1e-13)
+    assert_close(lse, e_lse, what + ": lse", hint, rtol=1e-12, atol=1e-13)
 
 
 @pytest.mark.exercise("10.2", points=1)
@@ -179,7 +194,7 @@ def test_forward_on_awkward_shapes(forward):
         q, k, v = qkv(2, 2, Nq, Nk, d, dv, seed=Nq + Nk)
         o, lse = forward(q, k, v, Br=Br, Bc=Bc)
         _check_forward(o, lse, q, k, v, f"flash_forward_tiled with Nq={Nq}, Nk={Nk}, d={d}, dv={dv}, "
-                       f"Br={Br}, Bc={Bc}")
+                       f"Br={Br}, Bc={Bc}", Br=Br)
 
 
 @pytest.mark.exercise("10.2", points=1)
@@ -224,11 +239,21 @@ def test_forward_padding_huge_logits_and_dtype(forward):
 
 
 # ---- 10.3 flash_backward_tiled --------------------------------------------------------------------------
-BACKWARD_HINT = ("recompute P = exp(S - lse) per tile; dv += Pᵀ dO; dP = dO Vᵀ; dS = P ∘ (dP - D) with "
-                 "D = rowsum(dO ∘ O); dq += dS K · scale; dk += dSᵀ Q · scale")
+def _backward_hint(got, expected, scale) -> str:
+    """What the wrong gradients of a tiled backward say about the mistake, or "" when they say nothing."""
+    def close(a, b):
+        return np.shape(a) == np.shape(b) and np.allclose(a, b, rtol=1e-8, atol=1e-10)
+
+    (dq, dk, dv), (eq, ek, ev) = got, expected
+    if close(dq, eq / scale) and close(dk, ek / scale):
+        return "dq and dk are missing the factor `scale` (S = q kᵀ · scale, so dS reaches q and k times scale)"
+    if close(dv, ev) and not close(dq, eq):
+        return ("dv is right, so P is: the error is in dS = P ∘ (dP - D), with D = rowsum(dO ∘ O) over the whole "
+                "row (not rowsum(P ∘ dP) over one tile)")
+    return ""
 
 
-def _check_backward(impl, q, k, v, what, hint=BACKWARD_HINT, Br=16, Bc=8, seed=0, **kwargs):
+def _check_backward(impl, q, k, v, what, hint="", Br=16, Bc=8, seed=0, **kwargs):
     o, lse = attention_forward(q, k, v, **kwargs)
     do = np.random.default_rng(seed).standard_normal(o.shape)
     with np.errstate(all="ignore"):
@@ -236,6 +261,7 @@ def _check_backward(impl, q, k, v, what, hint=BACKWARD_HINT, Br=16, Bc=8, seed=0
     if not isinstance(out, tuple) or len(out) != 3:
         fail("flash_backward_tiled", f"returned {type(out).__name__}, expected (dq, dk, dv)")
     expected = attention_backward(q, k, v, o, lse, do, **kwargs)
+    hint = _backward_hint(out, expected, kwargs.get("scale") or 1 / np.sqrt(q.shape[-1])) or hint
     for name, got, want in zip(("dq", "dk", "dv"), out, expected):
         if not np.isfinite(np.asarray(got, dtype=np.float64)).all():
             fail(f"{what}: {name}", "contains NaN or inf",
@@ -254,8 +280,8 @@ def test_backward_on_awkward_shapes(impl):
 
 @pytest.mark.exercise("10.3", points=1)
 def test_backward_causal(impl):
-    hint = BACKWARD_HINT + ("; with causal, mask S with allowed_mask(br, bc, causal, key_padding_mask, q0=i0, "
-                            "k0=j0) and start the query loop at (j0 // Br) * Br")
+    hint = ("with causal, mask S with allowed_mask(br, bc, causal, key_padding_mask, q0=i0, k0=j0) and start the "
+            "query loop at (j0 // Br) * Br")
     for (Nq, Nk, Br, Bc) in ((45, 45, 16, 8), (30, 45, 8, 16), (45, 30, 16, 16), (40, 40, 8, 8)):
         q, k, v = qkv(1, 2, Nq, Nk, 8, seed=Nq * Nk + 1)
         _check_backward(impl, q, k, v, f"flash_backward_tiled(causal=True) with Nq={Nq}, Nk={Nk}, Br={Br}, "
@@ -269,7 +295,7 @@ def test_backward_padding_and_huge_logits(impl):
     pad[0, 5:17] = True
     pad[1, :] = True  # fully masked rows: they pass no gradient
     _check_backward(impl, q, k, v, "flash_backward_tiled with logits x100, key padding and fully masked rows",
-                    BACKWARD_HINT + "; fully masked rows have P = 0 everywhere, so they add nothing",
+                    "fully masked rows have P = 0 everywhere, so they add nothing",
                     Br=8, Bc=8, seed=3, key_padding_mask=pad)
 
 
@@ -308,12 +334,7 @@ def numba_forward(impl, q, k, v, causal=False, Br=16, Bc=8, scale=None):
     return o, lse
 
 
-NUMBA_HINT = ("per query row keep m, l and acc; for each key tile: scores, m_new = max(m, max s), rescale l "
-              "and acc by math.exp(m - m_new), add exp(s - m_new) and exp(s - m_new) · v; at the end o = acc / "
-              "l and lse = m + log(l)")
-
-
-def _check_numba(o, lse, q, k, v, what, hint=NUMBA_HINT, **kwargs):
+def _check_numba(o, lse, q, k, v, what, hint="", **kwargs):
     if np.isnan(o).any() or np.isnan(lse).any():
         i = tuple(int(x) for x in np.argwhere(np.isnan(o).any(-1) | np.isnan(lse))[0])
         fail(what, f"row {i} of o or lse was not written (or is NaN)",
@@ -336,12 +357,12 @@ def test_numba_tile_kernel_on_awkward_shapes(impl):
         q, k, v = qkv(1, 2, Nq, Nk, d, dv, seed=Nq + 3 * Nk)
         o, lse = numba_forward(impl, q, k, v, Br=Br, Bc=Bc)
         _check_numba(o, lse, q, k, v, f"forward_tile_numba for every tile, Nq={Nq}, Nk={Nk}, d={d}, dv={dv}, "
-                     f"Br={Br}, Bc={Bc}")
+                     f"Br={Br}, Bc={Bc}", Br=Br)
 
 
 @pytest.mark.exercise("10.4", points=1)
 def test_numba_tile_kernel_causal(impl):
-    hint = NUMBA_HINT + "; causal: query i0 + i sees key j0 + j only if j0 + j <= i0 + i (else the score is -inf)"
+    hint = "causal: query i0 + i sees key j0 + j only if j0 + j <= i0 + i (else the score is -inf)"
     for (Nq, Nk, Br, Bc) in ((45, 45, 16, 8), (30, 45, 8, 16), (45, 30, 16, 16)):
         q, k, v = qkv(1, 2, Nq, Nk, 8, seed=Nq * Nk + 2)
         o, lse = numba_forward(impl, q, k, v, causal=True, Br=Br, Bc=Bc)

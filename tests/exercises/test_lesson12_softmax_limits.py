@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from minitorch_attn.course.checks import assert_close, fail
+from minitorch_attn.course.checks import assert_close, fail, softmax_ref
 
 INF = np.inf
 COEFFS = [-0.037, 0.481, -2.3, 4.917, -1.791]  # the paper's fit, highest degree first
@@ -25,24 +25,16 @@ def impl(load_target):
     return load_target("lesson12_softmax_limits")
 
 
-def ref_softmax(z, axis=-1):
-    z = np.asarray(z, dtype=np.float64)
-    m = z.max(axis=axis, keepdims=True)
-    with np.errstate(invalid="ignore"):
-        e = np.exp(z - m)
-        return e / e.sum(axis=axis, keepdims=True)
-
-
 def ref_entropy(p, axis=-1):
     p = np.asarray(p, dtype=np.float64)
     return -(p * np.log(np.where(p > 0, p, 1.0))).sum(axis=axis)
 
 
 def ref_adaptive(z, axis=-1):
-    h = ref_entropy(ref_softmax(z, axis), axis)
+    h = ref_entropy(softmax_ref(z, axis), axis)
     beta = np.where(h > 0.5, np.maximum(np.polyval(COEFFS, h), 1.0), 1.0)
     with np.errstate(invalid="ignore"):
-        return ref_softmax(np.asarray(z, np.float64) * np.expand_dims(beta, axis), axis), beta
+        return softmax_ref(np.asarray(z, np.float64) * np.expand_dims(beta, axis), axis), beta
 
 
 # ---- 12.1 max_weight_bound ------------------------------------------------------------------------------
@@ -57,7 +49,7 @@ def test_bound_values_and_tightness(impl):
     for d, k in [(2.0, 16), (7.5, 1000)]:
         z = np.zeros(k)
         z[3] = d  # one logit at the top, every other at the bottom: the bound is reached exactly
-        assert_close(impl.max_weight_bound(d, k), ref_softmax(z).max(),
+        assert_close(impl.max_weight_bound(d, k), softmax_ref(z).max(),
                      f"max_weight_bound({d}, {k}) vs the max weight of a row with one logit {d} above {k - 1} zeros",
                      "that row attains the bound: e^Δ / (e^Δ + n - 1)", rtol=1e-12)
     assert_close(impl.max_weight_bound(0.0, 8), 1 / 8, "max_weight_bound(0, 8): all logits equal",
@@ -77,9 +69,9 @@ def test_bound_is_stable_and_holds_on_random_rows(impl):
         k = int(rng.integers(1, 200))
         z = rng.uniform(0, rng.uniform(0, 25), k)
         bound = impl.max_weight_bound(z.max() - z.min(), k)
-        if not ref_softmax(z).max() <= bound * (1 + 1e-12):
+        if not softmax_ref(z).max() <= bound * (1 + 1e-12):
             fail("max_weight_bound", f"a row of {k} logits with spread {z.max() - z.min():.4g} has max weight "
-                 f"{ref_softmax(z).max():.6g}, above your bound {float(bound):.6g}",
+                 f"{softmax_ref(z).max():.6g}, above your bound {float(bound):.6g}",
                  "the bound is e^Δ / (e^Δ + n - 1) with Δ = max - min; check the sign of the exponent")
 
 
@@ -87,7 +79,7 @@ def test_bound_is_stable_and_holds_on_random_rows(impl):
 @pytest.mark.exercise("12.2", points=1)
 def test_entropy_values_uniform_one_hot_and_axis(impl):
     rng = np.random.default_rng(1)
-    p = ref_softmax(rng.standard_normal((3, 4, 9)) * 2)
+    p = softmax_ref(rng.standard_normal((3, 4, 9)) * 2)
     hint = "H = -sum(p * log p) along `axis` (natural log: nats)"
     assert_close(impl.entropy(p), ref_entropy(p), "entropy of softmax rows, shape (3, 4, 9), axis=-1", hint,
                  rtol=1e-12)
@@ -107,7 +99,7 @@ def test_entropy_zero_weights_give_no_nan(impl):
     hint = ("0 * log 0 is 0 * -inf = NaN in floating point; the convention is 0 log 0 = 0: take the log of "
             "np.where(p > 0, p, 1.0) (or mask the product)")
     assert_close(got, ref_entropy(p), "entropy of rows with zero weights (masked items)", hint, rtol=1e-12)
-    p32 = ref_softmax(np.random.default_rng(2).standard_normal((2, 30))).astype(np.float32)
+    p32 = softmax_ref(np.random.default_rng(2).standard_normal((2, 30))).astype(np.float32)
     got = impl.entropy(p32)
     assert_close(got, ref_entropy(p32).astype(np.float32), "entropy of a float32 array", "keep p's dtype",
                  rtol=1e-5, check_dtype=True)
@@ -145,12 +137,12 @@ def test_adaptive_matches_the_paper(adaptive):
 @pytest.mark.exercise("12.3", points=1)
 def test_adaptive_leaves_sharp_rows_alone(adaptive):
     z = np.array([[6.0, 0.0, 0.0, 0.0], [0.0, 9.0, 1.0, -INF], [1e4, 1e4 - 3.0, 0.0, -1e4]])
-    assert (ref_entropy(ref_softmax(z)) <= 0.5).all()
+    assert (ref_entropy(softmax_ref(z)) <= 0.5).all()
     probs, beta = _call(adaptive, z)
     hint = ("rows with entropy H <= 0.5 nats are already sharp: beta = 1 there (the polynomial is below 1 near "
             "H = 0.5 anyway, and beta must never be below 1); subtract the max inside softmax for 1e4 logits")
     assert_close(beta, np.ones(3), "adaptive_temperature on rows with H <= 0.5: beta", hint)
-    assert_close(probs, ref_softmax(z), "adaptive_temperature on rows with H <= 0.5: probs (unchanged)", hint,
+    assert_close(probs, softmax_ref(z), "adaptive_temperature on rows with H <= 0.5: probs (unchanged)", hint,
                  rtol=1e-12, atol=1e-300)
 
 
@@ -161,7 +153,7 @@ def test_adaptive_is_clamped_to_one_past_the_cutoff(adaptive):
     hint = ("past H = 5.94 nats the polynomial is below 1 (negative further out): clamp with max(poly, 1), so "
             "beta = 1 and the softmax is unchanged; a beta below 1 would *raise* the entropy")
     assert_close(beta, np.ones(6), "adaptive_temperature on near-uniform rows of 2048 items: beta", hint)
-    assert_close(probs, ref_softmax(z), "adaptive_temperature on near-uniform rows of 2048 items: probs", hint,
+    assert_close(probs, softmax_ref(z), "adaptive_temperature on near-uniform rows of 2048 items: probs", hint,
                  rtol=1e-12)
     mid = np.random.default_rng(5).standard_normal((4, 64)) * 2.0  # H about 3: poly well above 1
     _, beta = _call(adaptive, mid)

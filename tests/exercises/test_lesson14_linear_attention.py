@@ -16,9 +16,7 @@ import numpy as np
 import pytest
 
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.course.checks import assert_close, fail, numeric_vjp
-
-_ERRORS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
+from minitorch_attn.course.checks import assert_close, fail, numeric_vjp, run_fn
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +29,6 @@ def arrays(*shapes, seed=0, positive=()):
     rng = np.random.default_rng(seed)
     out = [rng.standard_normal(s) for s in shapes]
     return [np.exp(0.5 * a) if i in positive else a for i, a in enumerate(out)]
-
-
-def call(fn, *xs, what, hint="", grad=None, **kwargs):
-    """fn(*Tensors) -> (output array, input gradients or None); errors become failures that teach."""
-    tensors = [Tensor(x, requires_grad=grad is not None) for x in xs]
-    try:
-        out = fn(*tensors, **kwargs)
-        if not isinstance(out, Tensor):
-            fail(what, f"returned {type(out).__name__}, expected a Tensor",
-                 "build the result from Tensor ops (matmul, sum, *, /), not from .data, so autograd can see it")
-        if grad is not None:
-            out.backward(grad)
-    except NotImplementedError:
-        raise
-    except _ERRORS as e:
-        fail(what, f"raised {type(e).__name__}: {e}", hint)
-    grads = [t.grad for t in tensors] if grad is not None else None
-    return out.data, grads
 
 
 def ref_linear(fq, fk, v, eps=1e-6, causal=False):
@@ -66,7 +46,7 @@ def ref_ln(x, eps=1e-5):
 def check_grad(fn, xs, what, hint, **kwargs):
     probe = fn(*(Tensor(x) for x in xs), **kwargs)
     upstream = np.random.default_rng(99).standard_normal(probe.shape)
-    _, grads = call(fn, *xs, what=what, hint=hint, grad=upstream, **kwargs)
+    _, grads = run_fn(fn, *xs, what=what, hint=hint, grad=upstream, **kwargs)
     numeric = numeric_vjp(lambda *a: fn(*(Tensor(x) for x in a), **kwargs).data, list(xs), upstream)
     for name, g, n in zip(("first input", "second input", "third input"), grads, numeric):
         if g is None:
@@ -83,7 +63,7 @@ def test_regrouped_equals_the_quadratic_form(impl):
                          (((7, 4), (7, 4), (7, 6)), 1),  # no batch axes
                          (((1, 1, 1, 2), (1, 1, 1, 2), (1, 1, 1, 3)), 2)):  # N = 1
         fq, fk, v = arrays(*shapes, seed=seed, positive=(0, 1))
-        out, _ = call(impl.linear_attention_regrouped, fq, fk, v, what="linear_attention_regrouped", hint=hint)
+        out, _ = run_fn(impl.linear_attention_regrouped, fq, fk, v, what="linear_attention_regrouped", hint=hint)
         assert_close(out, ref_linear(fq, fk, v), f"linear_attention_regrouped with fq {fq.shape}, fk {fk.shape}, "
                      f"v {v.shape}", hint, rtol=1e-10, atol=1e-12)
 
@@ -91,17 +71,17 @@ def test_regrouped_equals_the_quadratic_form(impl):
 @pytest.mark.exercise("14.1", points=1)
 def test_regrouped_normaliser_and_eps(impl):
     fq, fk, v = arrays((2, 5, 4), (2, 6, 4), (2, 6, 3), seed=3, positive=(0, 1))
-    out, _ = call(impl.linear_attention_regrouped, fq, fk, v, what="linear_attention_regrouped", eps=0.0)
+    out, _ = run_fn(impl.linear_attention_regrouped, fq, fk, v, what="linear_attention_regrouped", eps=0.0)
     a = fq @ np.swapaxes(fk, -1, -2)
     if np.allclose(out, a @ v, rtol=1e-8) or np.allclose(out, (fq @ (np.swapaxes(fk, -1, -2) @ v)), rtol=1e-8):
         fail("linear_attention_regrouped", "the output is not normalised",
              "divide by fq · Σ_j fk_j (one number per query): the weights of row i must sum to 1")
     ones = np.ones_like(v[..., :1])
-    w, _ = call(impl.linear_attention_regrouped, fq, fk, ones, what="linear_attention_regrouped", eps=0.0)
+    w, _ = run_fn(impl.linear_attention_regrouped, fq, fk, ones, what="linear_attention_regrouped", eps=0.0)
     assert_close(w, np.ones_like(w), "linear_attention_regrouped with v = 1 and eps = 0 (expected all ones: the "
                  "weights of each query sum to 1)", "the denominator of row i is Σ_j fq_i · fk_j", rtol=1e-12)
     zero_keys = np.zeros_like(fk)
-    out, _ = call(impl.linear_attention_regrouped, fq, zero_keys, v, what="linear_attention_regrouped")
+    out, _ = run_fn(impl.linear_attention_regrouped, fq, zero_keys, v, what="linear_attention_regrouped")
     assert_close(out, np.zeros_like(out), "linear_attention_regrouped with fk = 0 (every feature underflowed; "
                  "expected 0, not NaN)", "add eps to the denominator: 0 / (0 + eps) = 0")
 
@@ -122,8 +102,8 @@ def test_prefix_equals_the_masked_quadratic_form(impl):
                          (((6, 4), (6, 4), (6, 2)), 1),
                          (((1, 1, 2), (1, 1, 2), (1, 1, 3)), 2)):
         fq, fk, v = arrays(*shapes, seed=seed, positive=(0, 1))
-        out, _ = call(impl.causal_linear_attention_prefix, fq, fk, v, what="causal_linear_attention_prefix",
-                      hint=hint)
+        out, _ = run_fn(impl.causal_linear_attention_prefix, fq, fk, v, what="causal_linear_attention_prefix",
+                        hint=hint)
         expected = ref_linear(fq, fk, v, causal=True)
         if fq.shape[-2] > 1 and out.shape == expected.shape and np.allclose(out, ref_linear(fq, fk, v), rtol=1e-8):
             fail("causal_linear_attention_prefix", "the output equals NON-causal linear attention",
@@ -135,11 +115,11 @@ def test_prefix_equals_the_masked_quadratic_form(impl):
 @pytest.mark.exercise("14.2", points=1)
 def test_prefix_is_causal(impl):
     fq, fk, v = arrays((2, 8, 4), (2, 8, 4), (2, 8, 3), seed=5, positive=(0, 1))
-    out, _ = call(impl.causal_linear_attention_prefix, fq, fk, v, what="causal_linear_attention_prefix")
+    out, _ = run_fn(impl.causal_linear_attention_prefix, fq, fk, v, what="causal_linear_attention_prefix")
     fk2, v2 = fk.copy(), v.copy()
     fk2[:, 5:] *= 7.0
     v2[:, 5:] += 3.0
-    out2, _ = call(impl.causal_linear_attention_prefix, fq, fk2, v2, what="causal_linear_attention_prefix")
+    out2, _ = run_fn(impl.causal_linear_attention_prefix, fq, fk2, v2, what="causal_linear_attention_prefix")
     assert_close(out2[:, :5], out[:, :5], "causal_linear_attention_prefix: rows 0-4 after changing keys/values "
                  "5-7 (the future) must not change", "cumsum along axis -3 for the states and -2 for z: the "
                  "sequence axis, not the feature axes", rtol=1e-12)
@@ -163,8 +143,8 @@ def test_galerkin_forward_both_orders(impl):
     q, k, v = arrays((2, 3, 6, 4), (2, 3, 9, 4), (2, 3, 9, 5), seed=7)
     expected = q @ (np.swapaxes(ref_ln(k), -1, -2) @ ref_ln(v)) / 9
     for order in ("kv", "qk"):
-        out, _ = call(impl.galerkin_attention, q, k, v, what=f"galerkin_attention(order={order!r})", hint=hint,
-                      order=order)
+        out, _ = run_fn(impl.galerkin_attention, q, k, v, what=f"galerkin_attention(order={order!r})", hint=hint,
+                        order=order)
         if out.shape == expected.shape:
             if np.allclose(out, ref_ln(q) @ (np.swapaxes(ref_ln(k), -1, -2) @ v) / 9, rtol=1e-8):
                 fail("galerkin_attention", "you normalised Q and K (that is Fourier attention)",
@@ -177,7 +157,7 @@ def test_galerkin_forward_both_orders(impl):
         assert_close(out, expected, f"galerkin_attention(order={order!r}) with q {q.shape}, k {k.shape}, "
                      f"v {v.shape}", hint, rtol=1e-10, atol=1e-12)
     q1, k1, v1 = arrays((1, 3), (1, 3), (1, 2), seed=8)  # N = 1
-    out, _ = call(impl.galerkin_attention, q1, k1, v1, what="galerkin_attention with N = 1", hint=hint)
+    out, _ = run_fn(impl.galerkin_attention, q1, k1, v1, what="galerkin_attention with N = 1", hint=hint)
     assert_close(out, q1 @ (ref_ln(k1).T @ ref_ln(v1)), "galerkin_attention with one key", hint, rtol=1e-10)
 
 

@@ -15,36 +15,12 @@ import numpy as np
 import pytest
 
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.course.checks import assert_close, fail, numeric_vjp
-
-_ERRORS = (ArithmeticError, AttributeError, IndexError, KeyError, TypeError, ValueError)
+from minitorch_attn.course.checks import assert_close, fail, likely_mistake, numeric_vjp, randn, run_fn, softmax_ref
 
 
 @pytest.fixture(scope="module")
 def impl(load_target):
     return load_target("lesson15_graphs_and_sets")
-
-
-def randn(*shape, seed=0):
-    return np.random.default_rng(seed).standard_normal(shape)
-
-
-def call(fn, *xs, what, hint="", grad=None, tensors=True, **kwargs):
-    """fn(*inputs) -> (output array, input gradients or None); errors become failures that teach."""
-    ins = [Tensor(x, requires_grad=grad is not None) if tensors else x for x in xs]
-    try:
-        out = fn(*ins, **kwargs)
-        if tensors and not isinstance(out, Tensor):
-            fail(what, f"returned {type(out).__name__}, expected a Tensor",
-                 "build the result from Tensor ops (matmul, softmax, where, ...), not from .data")
-        if grad is not None:
-            out.backward(grad)
-    except NotImplementedError:
-        raise
-    except _ERRORS as e:
-        fail(what, f"raised {type(e).__name__}: {e}", hint)
-    grads = [t.grad for t in ins] if grad is not None else None
-    return (out.data if tensors else np.asarray(out)), grads
 
 
 def random_adj(n, seed, p=0.4, empty_rows=()):
@@ -65,14 +41,21 @@ def ref_gat(wh, a_dst, a_src, adj, slope=0.2):
                 continue
             e = wh[h, i] @ a_dst[h] + wh[h, js] @ a_src[h]
             e = np.where(e > 0, e, slope * e)
-            w = np.exp(e - e.max())
-            out[h, i, js] = w / w.sum()
+            out[h, i, js] = softmax_ref(e)
     return out
 
 
 # ---- 15.1 gat_attention ------------------------------------------------------------------------------------
-GAT_HINT = ("e[k, i, j] = LeakyReLU(a_dst[k]·wh[k, i] + a_src[k]·wh[k, j]) with slope negative_slope; set e to "
-            "-inf where adj[i, j] is False; softmax over j (the last axis)")
+def gat_mistakes(wh, a_dst, a_src, adj):
+    """Plausible wrong weights of gat_attention, by the message naming each mistake."""
+    return {
+        "a_dst and a_src are swapped: a_dst multiplies the receiving node i (the row), a_src the neighbour j":
+            lambda: ref_gat(wh, a_src, a_dst, adj),
+        "no LeakyReLU on the scores: e = leaky_relu(s_i + s_j, negative_slope)":
+            lambda: ref_gat(wh, a_dst, a_src, adj, slope=1.0),
+        "the softmax runs over the neighbours j of node i (the last axis), not over the nodes that see j":
+            lambda: np.swapaxes(ref_gat(wh, a_src, a_dst, adj.T), -1, -2),
+    }
 
 
 @pytest.mark.exercise("15.1", points=1)
@@ -80,22 +63,16 @@ def test_gat_attention_matches_the_formula(impl):
     for (k, n, f), seed in (((2, 6, 3), 0), ((3, 5, 4), 1), ((1, 1, 2), 2)):
         wh, a_dst, a_src = randn(k, n, f, seed=seed), randn(k, f, seed=seed + 10), randn(k, f, seed=seed + 20)
         adj = random_adj(n, seed)
-        out, _ = call(lambda w, d, s, adj=adj: impl.gat_attention(w, d, s, adj), wh, a_dst, a_src,
-                      what=f"gat_attention with wh {wh.shape}", hint=GAT_HINT)
+        out, _ = run_fn(lambda w, d, s, adj=adj: impl.gat_attention(w, d, s, adj), wh, a_dst, a_src,
+                        what=f"gat_attention with wh {wh.shape}")
         expected = ref_gat(wh, a_dst, a_src, adj)
-        if out.shape == expected.shape and n > 1:
-            swapped = ref_gat(wh, a_src, a_dst, adj)
-            if not np.allclose(expected, swapped) and np.allclose(out, swapped, rtol=1e-8):
-                fail("gat_attention", "a_dst and a_src are swapped",
-                     "a_dst multiplies the receiving node i (the row), a_src the neighbour j (the column)")
-            if np.allclose(out, ref_gat(wh, a_dst, a_src, adj, slope=1.0), rtol=1e-8):
-                fail("gat_attention", "no LeakyReLU on the scores", "e = leaky_relu(s_i + s_j, negative_slope)")
-        assert_close(out, expected, f"gat_attention with wh {wh.shape}, adj {adj.shape}", GAT_HINT,
+        hint = likely_mistake(out, gat_mistakes(wh, a_dst, a_src, adj)) if n > 1 else ""
+        assert_close(out, expected, f"gat_attention with wh {wh.shape}, adj {adj.shape}", hint,
                      rtol=1e-10, atol=1e-12)
     wh, a_dst, a_src = randn(2, 4, 3, seed=5), randn(2, 3, seed=6), randn(2, 3, seed=7)
     adj = random_adj(4, 5)
-    out, _ = call(lambda w, d, s: impl.gat_attention(w, d, s, adj, negative_slope=0.5), wh, a_dst, a_src,
-                  what="gat_attention(negative_slope=0.5)", hint="use the negative_slope argument, not a fixed 0.2")
+    out, _ = run_fn(lambda w, d, s: impl.gat_attention(w, d, s, adj, negative_slope=0.5), wh, a_dst, a_src,
+                    what="gat_attention(negative_slope=0.5)", hint="use the negative_slope argument, not a fixed 0.2")
     assert_close(out, ref_gat(wh, a_dst, a_src, adj, slope=0.5), "gat_attention(negative_slope=0.5)",
                  "use the negative_slope argument, not a fixed 0.2", rtol=1e-10)
 
@@ -104,8 +81,7 @@ def test_gat_attention_matches_the_formula(impl):
 def test_gat_attention_masks_non_edges_and_empty_rows(impl):
     wh, a_dst, a_src = randn(2, 6, 3, seed=8) * 50, randn(2, 3, seed=9), randn(2, 3, seed=10)  # huge scores
     adj = random_adj(6, 11, empty_rows=(3,))
-    out, _ = call(lambda w, d, s: impl.gat_attention(w, d, s, adj), wh, a_dst, a_src, what="gat_attention",
-                  hint=GAT_HINT)
+    out, _ = run_fn(lambda w, d, s: impl.gat_attention(w, d, s, adj), wh, a_dst, a_src, what="gat_attention")
     if out.shape != (2, 6, 6):
         fail("gat_attention", f"expected shape (2, 6, 6), got {out.shape}", "one N×N matrix per head")
     if np.isnan(out[:, 3]).any():
@@ -117,7 +93,7 @@ def test_gat_attention_masks_non_edges_and_empty_rows(impl):
         fail("gat_attention", "a non-edge (adj[i, j] False) got a nonzero weight",
              "fill the scores with -inf where adj is False before the softmax, so exp gives exactly 0")
     assert_close(out, ref_gat(wh, a_dst, a_src, adj), "gat_attention with a masked row and large scores",
-                 GAT_HINT, rtol=1e-9, atol=1e-12)
+                 likely_mistake(out, gat_mistakes(wh, a_dst, a_src, adj)), rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.exercise("15.1", points=1)
@@ -129,8 +105,8 @@ def test_gat_attention_gradients(impl):
         return impl.gat_attention(w, d, s, adj)
 
     up = randn(2, 5, 5, seed=16)
-    _, grads = call(f, *xs, what="gat_attention backward", grad=up,
-                    hint="use Tensor ops only (matmul, reshape, where, F.softmax) so autograd can follow")
+    _, grads = run_fn(f, *xs, what="gat_attention backward", grad=up,
+                      hint="use Tensor ops only (matmul, reshape, where, F.softmax) so autograd can follow")
     numeric = numeric_vjp(lambda *a: f(*(Tensor(x) for x in a)).data, xs, up)
     for name, g, n in zip(("wh", "a_dst", "a_src"), grads, numeric):
         if g is None:
@@ -153,7 +129,7 @@ def test_gcn_norm_formula(impl):
     upper = np.triu(rng.random((7, 7)) < 0.4, 1)
     adj = upper | upper.T
     adj[5], adj[:, 5] = False, False  # an isolated node
-    out, _ = call(impl.gcn_norm, adj, what="gcn_norm", hint=hint, tensors=False)
+    out, _ = run_fn(impl.gcn_norm, adj, what="gcn_norm", hint=hint, tensors=False)
     expected = ref_gcn_norm(adj)
     if out.shape == expected.shape:
         a = adj.astype(float)
@@ -173,53 +149,53 @@ def test_gcn_norm_formula(impl):
 def test_gcn_norm_accepts_numbers_and_single_node(impl):
     hint = "convert adj to float (np.asarray(adj, dtype=np.float64)) so 0/1 integers and booleans both work"
     adj = np.array([[0, 1, 1], [1, 0, 0], [1, 0, 0]])
-    out, _ = call(impl.gcn_norm, adj, what="gcn_norm on an integer 0/1 matrix", hint=hint, tensors=False)
+    out, _ = run_fn(impl.gcn_norm, adj, what="gcn_norm on an integer 0/1 matrix", hint=hint, tensors=False)
     assert_close(out, ref_gcn_norm(adj), "gcn_norm on a 3-node star (integer 0/1)", hint, rtol=1e-12)
-    out, _ = call(impl.gcn_norm, np.zeros((1, 1), bool), what="gcn_norm on one node", hint=hint, tensors=False)
+    out, _ = run_fn(impl.gcn_norm, np.zeros((1, 1), bool), what="gcn_norm on one node", hint=hint, tensors=False)
     assert_close(out, np.ones((1, 1)), "gcn_norm on a single node", "Â = [[1]]: the node keeps its own features")
 
 
 # ---- 15.3 cross_attention_aggregate ----------------------------------------------------------------------
 def ref_cross(q, k, v):
     s = q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1])
-    w = np.exp(s - s.max(-1, keepdims=True))
-    return (w / w.sum(-1, keepdims=True)) @ v
+    return softmax_ref(s) @ v
 
 
-CROSS_HINT = ("scores = query @ keysᵀ / √d (B, Nt, Nc), softmax over the context points (the last axis), "
-              "then @ values")
+def cross_mistakes(q, k, v):
+    """Plausible wrong outputs of cross_attention_aggregate, by the message naming each mistake."""
+    d = q.shape[-1]
+    s = q @ np.swapaxes(k, -1, -2)
+    return {
+        "the scores are not scaled: divide q·k by √d, d = query.shape[-1]": lambda: softmax_ref(s) @ v,
+        "scale by 1/√d, not 1/d": lambda: softmax_ref(s / d) @ v,
+        "every target got the mean of the values (mean pooling): weight them by softmax(query · keys / √d)":
+            lambda: np.broadcast_to(v.mean(1, keepdims=True), (*q.shape[:-1], v.shape[-1])),
+    }
 
 
 @pytest.mark.exercise("15.3", points=1)
 def test_cross_attention_matches_the_formula(impl):
     for shapes, seed in ((((2, 7, 4), (2, 5, 4), (2, 5, 3)), 0), (((1, 3, 2), (1, 1, 2), (1, 1, 6)), 1)):
         q, k, v = (randn(*s, seed=seed + i) for i, s in enumerate(shapes))
-        out, _ = call(impl.cross_attention_aggregate, q, k, v, what="cross_attention_aggregate", hint=CROSS_HINT)
-        expected = ref_cross(q, k, v)
-        if out.shape == expected.shape and k.shape[1] > 1:
-            if np.allclose(out, ref_cross(q * np.sqrt(q.shape[-1]), k, v), rtol=1e-8):
-                fail("cross_attention_aggregate", "the scores are not scaled", "divide q·k by √d, d = query.shape[-1]")
-            mean = np.broadcast_to(v.mean(1, keepdims=True), out.shape)
-            if np.allclose(out, mean, rtol=1e-8):
-                fail("cross_attention_aggregate", "every target got the mean of the values (mean pooling)",
-                     "weight the values by softmax(query · keys / √d) instead")
-        assert_close(out, expected, f"cross_attention_aggregate with query {q.shape}, keys {k.shape}, values "
-                     f"{v.shape}", CROSS_HINT, rtol=1e-10, atol=1e-12)
+        out, _ = run_fn(impl.cross_attention_aggregate, q, k, v, what="cross_attention_aggregate")
+        hint = likely_mistake(out, cross_mistakes(q, k, v)) if k.shape[1] > 1 else ""
+        assert_close(out, ref_cross(q, k, v), f"cross_attention_aggregate with query {q.shape}, keys {k.shape}, "
+                     f"values {v.shape}", hint, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.exercise("15.3", points=1)
 def test_cross_attention_is_a_weighted_average_over_the_context(impl):
     q, k = randn(2, 6, 4, seed=3) * 30, randn(2, 5, 4, seed=4) * 30  # huge scores
     ones = np.ones((2, 5, 1))
-    out, _ = call(impl.cross_attention_aggregate, q, k, ones, what="cross_attention_aggregate", hint=CROSS_HINT)
+    out, _ = run_fn(impl.cross_attention_aggregate, q, k, ones, what="cross_attention_aggregate")
     if not np.isfinite(out).all():
         fail("cross_attention_aggregate", "non-finite output with large scores", "use F.softmax (it is stable)")
     assert_close(out, np.ones((2, 6, 1)), "cross_attention_aggregate with values = 1 (the weights of each target "
                  "must sum to 1 over the context)", "softmax over axis -1, the context axis", rtol=1e-10)
     perm = np.array([3, 0, 4, 2, 1])
     v = randn(2, 5, 3, seed=5)
-    a, _ = call(impl.cross_attention_aggregate, q / 30, k / 30, v, what="cross_attention_aggregate")
-    b, _ = call(impl.cross_attention_aggregate, q / 30, k[:, perm] / 30, v[:, perm], what="cross_attention_aggregate")
+    a, _ = run_fn(impl.cross_attention_aggregate, q / 30, k / 30, v, what="cross_attention_aggregate")
+    b, _ = run_fn(impl.cross_attention_aggregate, q / 30, k[:, perm] / 30, v[:, perm], what="cross_attention_aggregate")
     assert_close(b, a, "cross_attention_aggregate after reordering the context points (a set: the result must "
                  "not change)", "pair key i with value i; do not mix the context axis with another", rtol=1e-10)
 
@@ -228,8 +204,8 @@ def test_cross_attention_is_a_weighted_average_over_the_context(impl):
 def test_cross_attention_gradients(impl):
     xs = [randn(2, 4, 3, seed=6), randn(2, 5, 3, seed=7), randn(2, 5, 2, seed=8)]
     up = randn(2, 4, 2, seed=9)
-    _, grads = call(impl.cross_attention_aggregate, *xs, what="cross_attention_aggregate backward", grad=up,
-                    hint="use Tensor ops only: matmul, .transpose(-2, -1), F.softmax")
+    _, grads = run_fn(impl.cross_attention_aggregate, *xs, what="cross_attention_aggregate backward", grad=up,
+                      hint="use Tensor ops only: matmul, .transpose(-2, -1), F.softmax")
     numeric = numeric_vjp(lambda *a: impl.cross_attention_aggregate(*(Tensor(x) for x in a)).data, xs, up)
     for name, g, n in zip(("query", "keys", "values"), grads, numeric):
         if g is None:
