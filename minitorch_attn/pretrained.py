@@ -62,7 +62,7 @@ def _require(module: str):
         return importlib.import_module(module)
     except ImportError as e:
         raise ImportError(f"minitorch_attn.pretrained needs the `{module}` package of the `pretrained` extra: "
-                          f"{INSTALL}") from e
+                          f"{INSTALL}", name=module) from e
 
 
 def default_path() -> Path:
