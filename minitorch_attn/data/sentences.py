@@ -76,11 +76,13 @@ _TEXT = {
 CORPUS: list[tuple[str, str]] = [(topic, s) for topic in TOPICS for s in _TEXT[topic]]
 
 QUERIES: list[tuple[str, str]] = [
-    ("animals", "Which animal sleeps in the sun?"),
+    ("animals", "Where did the kitten take a nap?"),
+    ("animals", "Which bird can talk?"),
     ("food", "How do I cook spaghetti?"),
     ("sport", "Who won the football game?"),
     ("space", "Tell me about planets."),
     ("music", "Which instrument does she play?"),
+    ("music", "Who sings together?"),
     ("computers", "My wifi is not working."),
 ]
 
