@@ -260,9 +260,15 @@ x, y = noisy_codes(1000, seed=10_000)
 with mta.no_grad():
     layer_acc = (readout(memory_layer(x)[:, 0]).data.argmax(-1) == y).mean()
 nearest = ((x[:, 0] @ codes.T).argmax(1) == y).mean()
-print(f"HopfieldLayer: {layer_acc:.2f} of noisy codes recognised (the nearest code itself: {nearest:.2f}); "
-      f"association {memory_layer.get_association_matrix(x).shape} (inputs, heads, states, stored patterns)")
-assert layer_acc >= 0.9
+assert layer_acc >= 0.9, layer_acc
+print("HopfieldLayer recognises at least 0.90 of noisy codes:", bool(layer_acc >= 0.9))
+print("association matrix:", memory_layer.get_association_matrix(x).shape, "(inputs, heads, states, stored patterns)")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+# (the accuracies of a training run: float32 rounding differs between CPUs and BLAS builds, and one more or
+# one fewer input out of 1000 moves the second digit; 0.95 on an AMD Zen 5, 0.96 on an Intel Xeon)
+print(f"HopfieldLayer: {layer_acc:.3f} of noisy codes recognised (the nearest code itself: {nearest:.3f})")
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -1,0 +1,142 @@
+"""Perturbed numerics: run code as if on another machine, to prove that stored notebook outputs do not
+depend on the CPU, the BLAS kernel, the thread count or the SIMD width.
+
+A learner's laptop and an instructor's CI runner differ from the machine a notebook was executed on. The
+low-order bits of a float result differ with them: a BLAS kernel written for another ISA sums in another
+order, one thread sums in another order than two, LLVM vectorises for another width. A stored output that
+prints such bits passes nbval on the author's machine and fails on the learner's. So CI executes every lesson
+a second time with all of these changed at once (`PERTURBED`), and nbval must still accept the stored outputs.
+
+    python -m minitorch_attn.course.perturb checksums        # show that the perturbation changes bits
+    python -m minitorch_attn.course.perturb nbval [PATHS]    # nbval over lessons/ (or PATHS), perturbed
+
+After `python -m minitorch_attn lessons build NN`, run `perturb nbval lessons/NN_*.ipynb` before committing
+(CI runs it over every lesson).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+# Each variable moves a different source of low-order bits (all of them are read when a library loads, so
+# they must be set before the process starts: hence subprocesses).
+PERTURBED = {
+    "OPENBLAS_CORETYPE": "Haswell",  # NumPy's OpenBLAS: the AVX2 kernels instead of the host's (AVX-512 or Zen)
+    "OPENBLAS_NUM_THREADS": "1",  # ... on one thread: another split of every GEMM
+    "NUMBA_NUM_THREADS": "1",  # Numba's prange: one worker
+    "NUMBA_CPU_NAME": "generic",  # LLVM compiles for a baseline x86-64: 128-bit vectors, other reduction orders
+    "ATEN_CPU_CAPABILITY": "default",  # torch's non-vectorised kernels (softmax, elementwise ops)
+    "MKL_ENABLE_INSTRUCTIONS": "AVX2",  # torch's GEMMs through MKL: AVX2 kernels on an AVX-512 machine
+    "OMP_NUM_THREADS": "1",  # torch's intra-op threads, and OpenMP everywhere
+    "MKL_NUM_THREADS": "1",
+}
+
+
+def perturbed_env(base: dict | None = None) -> dict:
+    """A copy of the environment with every perturbation set (and its own Numba cache directory)."""
+    import tempfile
+
+    env = dict(os.environ if base is None else base)
+    env.update(PERTURBED)
+    # code compiled for another CPU must neither reuse nor overwrite the host's Numba cache
+    env["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "minitorch_attn-numba-cache-generic")
+    return env
+
+
+def _digest(a) -> str:
+    import numpy as np
+
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:12]
+
+
+def _fastmath_dot(x, y):
+    from numba import njit
+
+    @njit(fastmath=True, cache=False)
+    def dot(x, y):  # a reduction LLVM may reorder: its vector width decides the summation order
+        s = x.dtype.type(0)
+        for i in range(x.size):
+            s += x[i] * y[i]
+        return s
+
+    return dot(x, y)
+
+
+def checksums() -> dict:
+    """Checksums of a few float results computed in this process: a NumPy SGEMM, a Numba flash-attention
+    forward and a torch matmul (if torch is installed)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((257, 129)).astype(np.float32)
+    b = rng.standard_normal((129, 263)).astype(np.float32)
+    out = {"numpy sgemm": _digest(a @ b)}
+
+    from ..kernels import flash_attention
+
+    q, k, v = (rng.standard_normal((1, 2, 300, 64)).astype(np.float32) for _ in range(3))
+    o, lse = flash_attention(q, k, v, backend="numba")
+    out["numba flash forward"] = _digest(o)  # each output row has one owner: same bits on any thread count
+    out["numba fastmath dot"] = _digest(np.float32(_fastmath_dot(a.ravel(), b.ravel()[: a.size])))
+
+    try:
+        import torch
+    except ImportError:
+        out["torch matmul"] = out["torch softmax"] = "no torch"
+    else:
+        t = torch.from_numpy(a) @ torch.from_numpy(b)
+        out["torch matmul"] = _digest(t.numpy())
+        out["torch softmax"] = _digest(torch.softmax(torch.from_numpy(a), -1).numpy())
+    return out
+
+
+def _child_checksums(env: dict) -> dict:
+    code = "import json; from minitorch_attn.course.perturb import checksums; print(json.dumps(checksums()))"
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"checksum child failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare_checksums() -> tuple[dict, dict]:
+    """(host, perturbed) checksums, each computed in a fresh process."""
+    return _child_checksums(dict(os.environ)), _child_checksums(perturbed_env())
+
+
+def nbval(paths: list[str], extra: list[str] | None = None) -> int:
+    """Run nbval over `paths` under the perturbation; returns pytest's exit code."""
+    cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q", "-p", "no:cacheprovider",
+           *(extra or []), *paths]
+    return subprocess.run(cmd, env=perturbed_env()).returncode
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minitorch_attn.course.perturb", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("checksums", help="checksums of float results on the host and perturbed; fail if none differ")
+    n = sub.add_parser("nbval", help="nbval under the perturbation")
+    n.add_argument("paths", nargs="*", default=["lessons"])
+    args = parser.parse_args(argv)
+    if args.command == "nbval":
+        print("perturbed numerics: " + " ".join(f"{k}={v}" for k, v in PERTURBED.items()),
+              flush=True)
+        return nbval(args.paths)
+    host, pert = compare_checksums()
+    print(f"{'result':22} {'host':14} {'perturbed':14} differs")
+    for key in host:
+        print(f"{key:22} {host[key]:14} {pert[key]:14} {host[key] != pert[key]}")
+    changed = [k for k in host if host[k] != pert[k]]
+    if not changed:
+        print("the perturbation changed no bits on this machine: it proves nothing here", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
