@@ -48,8 +48,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weight
 import matplotlib.pyplot as plt
 import numpy as np
 
-from minitorch_attn import viz
-from minitorch_attn import pretrained  # pretrained.mean_pool, .layer_names: swapped by `use` (a bare import is not)
+# pretrained.mean_pool and pretrained.layer_names are swapped by `use` below (a bare imported name is not)
+from minitorch_attn import pretrained, viz
 from minitorch_attn.data.sentences import CORPUS, QUERIES, TOPICS
 from minitorch_attn.pretrained import SentenceEncoder
 
