@@ -205,7 +205,8 @@ for backend in ("naive", "tiled", "numba"):
     e = np.abs(enc.encode(sentences) - ref).max()
     print(f"backend {backend:6s}: same embeddings as the reference (< 1e-5): {e < 1e-5}")
     assert e < 1e-5
-enc.model.set_backend("auto")
+enc.model.set_backend("auto")  # the default: Numba from 64 × 64 scores per head up, the naive path below
+print(f"back on backend {enc.model.backend!r}")
 
 # %% [markdown]
 # ## 5. Which sentences are close?
@@ -222,7 +223,11 @@ off_diagonal = ~np.eye(len(CORPUS), dtype=bool)  # a sentence's similarity with 
 topic_sim = np.array([[sim[np.ix_(topic_of == a, topic_of == b)][off_diagonal[np.ix_(topic_of == a, topic_of == b)]]
                        .mean() for b in range(len(TOPICS))] for a in range(len(TOPICS))])
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.25, 1]})
-viz.heatmap(sim, title="cosine similarity, 48 sentences (8 per topic)", ax=ax1, cmap="magma")
+viz.heatmap(np.where(off_diagonal, sim, np.nan), title="cosine similarity, 48 sentences (diagonal = 1 left out)",
+            ax=ax1, cmap="magma")
+for edge in np.arange(8, 48, 8) - 0.5:  # the topic blocks
+    ax1.axhline(edge, color="w", lw=0.6)
+    ax1.axvline(edge, color="w", lw=0.6)
 ax1.set_xticks(np.arange(4, 48, 8), TOPICS, rotation=45)
 ax1.set_yticks(np.arange(4, 48, 8), TOPICS)
 viz.heatmap(topic_sim, TOPICS, TOPICS, title="mean similarity between topics", ax=ax2, cmap="magma", annotate=True)
