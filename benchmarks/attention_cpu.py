@@ -321,6 +321,13 @@ def _machine():
             info[mod] = __import__(mod).__version__
         except ImportError:
             pass
+    try:  # what the numba workers compile for (same environment): LLVM CPU, vector width, tiles, threads
+        from minitorch_attn.autograd._threading import numba_target
+        from minitorch_attn.kernels.numba_backend import BWD_TILES, FWD_TILES
+
+        info["numba_target"] = dict(numba_target(), fwd_tiles=list(FWD_TILES), bwd_tiles=list(BWD_TILES))
+    except ImportError:
+        pass
     return info
 
 
@@ -376,6 +383,10 @@ def main(argv=None):
           f"numba {machine.get('numba', '-')}, torch {machine.get('torch', '-')}; "
           f"load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in machine.get('loadavg_start', ()))}"
           f", at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if "numba_target" in machine:
+        t = machine["numba_target"]
+        print(f"numba compiles for LLVM '{t['llvm_cpu']}', vectors: {t['vectors']}; {t['threads']} threads; "
+              f"tiles (Br, Bc): forward {tuple(t['fwd_tiles'])}, backward {tuple(t['bwd_tiles'])}")
     print(_table(results, args.sizes, roof))
     print("\n".join(_memory_lines(memory, machine.get("mem_bytes"))))
 

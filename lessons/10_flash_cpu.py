@@ -450,8 +450,9 @@ for name, ms in rows.items():
     print(f"{name:42} {ms:9.2f} {flops / ms / 1e6:9.1f}")
 
 # %% [markdown]
-# In our runs on the course's 2-core machine the library kernel was 20–25× faster than the single-threaded
-# teaching kernel and about as fast as torch at this size; the NumPy versions are limited by the
+# In our runs on a 2-core AMD Zen 5 the library kernel was 20–25× faster than the single-threaded
+# teaching kernel and about as fast as torch at this size (on a 2-core Intel Xeon, about half as fast as
+# torch: see below); the NumPy versions are limited by the
 # exponentials, the temporaries and (for the tiled one) Python's loop over tiles. At $N = 1024$ fixed
 # costs still show; the comparison that matters is at long sequences.
 #
@@ -473,6 +474,14 @@ for name, ms in rows.items():
 # | forward + backward, causal | 266 ms, 226 GFLOP/s, 1.33× | 277 ms, 1.30× |
 # | torch forward, full / causal | 191 / 172 GFLOP/s | 193 / 170 GFLOP/s |
 # | NumPy SGEMM (the practical roof) | 261 GFLOP/s | 252 GFLOP/s |
+#
+# These ratios belong to that CPU. On a 2-core Intel Xeon (Emerald Rapids, AVX-512, LLVM `emeraldrapids`)
+# the same command gave forward 0.51× torch at N = 4096 (276 ms against torch's 142 ms; causal 0.63×) and
+# forward + backward 0.58×: there, torch's MKL-based kernel runs near the chip's peak (242 GFLOP/s on 2
+# cores, NumPy's SGEMM 319), while our register-blocked tile matmul reaches about 60 % of it
+# (`benchmarks/NOTES_attention_cpu.md`, section "Intel"). What moves between machines: the FMA width LLVM
+# chooses (the library asks for 512-bit vectors on AVX-512 CPUs, `MTA_NUMBA_VECTORS`), the BLAS kernel
+# NumPy and torch pick, the clock, and the cost of a store. Measure on yours; the benchmark prints all of it.
 #
 # Memory (same notes): the tiled NumPy forward at N = 2048, H = 8 peaks at 4.8 MiB against the naive
 # version's 384 MiB; Numba forward + backward at N = 16,384, H = 8 grows the process by 225 MiB (7 × one

@@ -1,7 +1,8 @@
 """Classroom grading: handout notebooks, their integrity, the GitHub Classroom configuration, and
 `grade-class` on a fake class generated here (a correct submission, a partial one, a syntax error, an infinite
-loop, a tampered check, a kernel that kills itself, a cell that deletes its working folder, a memory hog and
-an unreadable file), each graded in its own process with timeouts. Instructor-side: skipped in a release."""
+loop, a tampered check, a cell that kills its process, a cell that deletes its working folder, a memory hog and
+an unreadable file), each graded in its own sandbox with timeouts (the attacks of a hostile learner are in
+tests/test_grade_hostile.py). Instructor-side: skipped in a release."""
 
 from __future__ import annotations
 
@@ -216,19 +217,20 @@ def _fake_class(folder: Path) -> dict[str, dict]:
 
     nb = copy.deepcopy(solved)
     _code_cell(nb, "2.3")["source"] = "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n"
-    save("frank_kernel_crash", nb, [3, 2, 0, 0], ["pass", "pass", "kernel died", "kernel died"])
+    save("frank_kills_itself", nb, [3, 2, 0, 3], ["pass", "pass", "rejected", "pass"])  # `import os` is refused
 
     nb = copy.deepcopy(solved)
     _code_cell(nb, "2.2")["source"] += ("\n\nimport os, shutil\nfor _f in os.listdir('.'):\n"
                                         "    shutil.rmtree(_f) if os.path.isdir(_f) else os.remove(_f)\n"
                                         "os.rmdir(os.getcwd())\n")
-    save("grace_deletes_files", nb, [3, 2, 3, 3], ["pass"] * 4)
+    save("grace_deletes_files", nb, [3, 0, 3, 3], ["pass", "rejected", "pass", "pass"])
 
     nb = copy.deepcopy(solved)
-    hog = "def _eat():\n    hog = []\n    while True:\n        hog.append(bytearray(2**27))\n\n_eat()\n\n"
+    hog = "def _eat():\n    hog = []\n    while True:\n        hog.append(np.empty(2**27))\n\n_eat()\n\n"
     _code_cell(nb, "2.4")["source"] = hog + _code_cell(nb, "2.4")["source"]
-    # the cell gets a MemoryError; whether the kernel then survives its brush with the limit varies
-    save("heidi_memory_hog", nb, [3, 2, 3, 0], ["pass", "pass", "pass", ("error in code cell", "kernel died")])
+    # the cell gets a MemoryError; whether the process then survives its brush with the limit varies
+    save("heidi_memory_hog", nb, [3, 2, 3, 0], ["pass", "pass", "pass", ("error in code cell",
+                                                                        "grading process died")])
 
     (folder / "ivan_unreadable.ipynb").write_text('{"cells": [', encoding="utf-8")
     expected["ivan_unreadable"] = {"points": [0, 0, 0, 0], "status": ["unreadable notebook"] * 4}
@@ -309,9 +311,9 @@ def test_find_submissions_names_students_by_file_or_folder(tmp_path):
     assert subs["dan"].path is None and "no .ipynb" in subs["dan"].problem
 
 
-def test_a_notebook_past_its_time_limit_is_killed_with_its_kernel(tmp_path):
+def test_a_notebook_past_its_time_limit_is_killed_with_its_sandbox(tmp_path):
     nb = solved_notebook(ROOT, LESSON)
-    _code_cell(nb, "2.2")["source"] = "import time\ntime.sleep(120)\n"
+    _code_cell(nb, "2.2")["source"] = "while True:\n    pass\n"  # the cell timeout (100 s) is longer
     path = tmp_path / "slow.ipynb"
     path.write_text(json.dumps(nb), encoding="utf-8")
     opts = classroom.Options(root=ROOT, cell_timeout=100, notebook_timeout=6)
@@ -321,20 +323,20 @@ def test_a_notebook_past_its_time_limit_is_killed_with_its_kernel(tmp_path):
     assert time.perf_counter() - start < 30
     rows = {r["exercise"]: r for r in graded.exercises}
     assert rows["2.2"]["status"] == "notebook timeout" and rows["2.2"]["points"] == 0
-    assert rows["2.4"]["status"] == "notebook timeout"
-    assert "notebook timeout" in graded.notes
-    time.sleep(1.5)  # the kernel's parent poller and the grader's kill both end it
-    leftover = [p for p in Path("/proc").glob("[0-9]*") if _is_grading_kernel(p)]
+    assert "6 s limit" in rows["2.2"]["first_error"]
+    # the run was killed, then repeated without 2.2: the other exercises keep their points
+    assert [rows[e]["points"] for e in ("2.1", "2.3", "2.4")] == [2, 3, 3], graded.exercises
+    time.sleep(1.5)  # the grader kills the sandbox's process group; --die-with-parent takes the rest
+    leftover = [p for p in Path("/proc").glob("[0-9]*") if _is_grading_process(p)]
     assert leftover == []
 
 
-def _is_grading_kernel(proc: Path) -> bool:
+def _is_grading_process(proc: Path) -> bool:
     try:
-        cmdline = (proc / "cmdline").read_bytes()
-        environ = (proc / "environ").read_bytes()
+        found = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
     except OSError:
         return False
-    return b"ipykernel" in cmdline and b"mta-grade-slow-" in environ
+    return b"mta-grade-slow-" in found
 
 
 def test_autograde_passes_a_check_by_either_route(tmp_path, capsys):
@@ -356,3 +358,25 @@ def test_autograde_passes_a_check_by_either_route(tmp_path, capsys):
     assert f"passed (pytest on exercises/{stem}.py)" in capsys.readouterr().out
     with pytest.raises(ValueError, match="not a check id"):
         classroom.autograde("2.3", root)
+
+
+def test_every_lessons_model_answer_gets_full_marks_in_the_sandbox(tmp_path):
+    """No false alarms: the model answer of every lesson (numba, CUDA C through g++, lazy imports, the
+    library's own caches) passes the review, the audit hook and the fingerprint and earns every point."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    opts = classroom.Options(root=ROOT, cell_timeout=300, notebook_timeout=600)
+
+    def grade(lesson):
+        path = tmp_path / f"{lesson}.ipynb"
+        path.write_text(json.dumps(solved_notebook(ROOT, lesson)), encoding="utf-8")
+        return lesson, classroom.grade_submission(classroom.Submission(lesson, path), lesson,
+                                                  official_checks(ROOT, lesson), opts)
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        graded = dict(pool.map(grade, catalog.lessons()))
+    wrong = {lesson: [(r["exercise"], r["status"], r["first_error"][:200]) for r in g.exercises
+                      if r["status"] != "pass"] for lesson, g in graded.items() if g.total != g.max}
+    assert not wrong, wrong
+    assert sum(g.total for g in graded.values()) == sum(t.points for lesson in catalog.lessons()
+                                                        for t in official_checks(ROOT, lesson))

@@ -427,6 +427,27 @@ def test_release_has_no_solutions_and_runs_the_library_on_exercises(tmp_path):
     assert proc.stdout.splitlines()[2] == ("raised: Exercise 1.2 is yours: complete it in "
                                            "exercises/lesson01_autograd.py")
 
+    # grade-class in the release: the setup cell from the committed handout, the library stubbed, so a
+    # notebook that imports the library's LogSumExp instead of writing it gets the stub, not the answer
+    from minitorch_attn.course.handout import solved_notebook
+
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    solved = solved_notebook(ROOT, "02_softmax")
+    (subs / "solved.ipynb").write_text(json.dumps(solved), encoding="utf-8")
+    borrow = json.loads(json.dumps(solved))
+    cell = next(c for c in borrow["cells"] if c["metadata"].get("nbgrader", {}).get("grade_id") == "ex-2.2-code")
+    cell["source"] = "from minitorch_attn.autograd.fused import LogSumExp\n"
+    (subs / "borrows.ipynb").write_text(json.dumps(borrow), encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "minitorch_attn", "grade-class", str(subs), "--lesson", "02",
+                           "--out", str(tmp_path / "grades"), "--no-progress", "--jobs", "1"], cwd=out_dir,
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(out_dir)})
+    assert proc.returncode == 0, proc.stderr
+    got = {s["student"]: s for s in json.loads((tmp_path / "grades" / "grades.json").read_text())["students"]}
+    assert got["solved"]["total"] == got["solved"]["max"] == 10, got["solved"]["exercises"]
+    row = {r["exercise"]: r for r in got["borrows"]["exercises"]}["2.2"]
+    assert (row["points"], row["status"]) == (0, "fail") and "NotImplementedError" in row["first_error"], row
+
 
 def test_release_refuses_to_ship_solution_text_or_stale_stubs(tmp_path):
     project = _project_copy(tmp_path)
@@ -451,3 +472,17 @@ def test_hidden_test_blocks_are_stripped_and_checked():
     assert strip_hidden_tests(text, "t.py") == ("a = 1\nc = 3\n", 1)
     with pytest.raises(ReleaseError, match="never closed"):
         strip_hidden_tests(f"{BEGIN_HIDDEN}\nb = 2\n", "t.py")
+
+
+def test_every_parse_in_the_course_package_holds_the_lock():
+    """CPython 3.11's ast.parse raised "SystemError: AST constructor recursion depth mismatch" in CI when the
+    classroom test built two handouts on a thread pool. The course package parses only through
+    `source.parse`, which serialises the calls; a bare ast.parse anywhere else brings the race back."""
+    import re
+
+    package = Path(__file__).resolve().parents[1] / "minitorch_attn" / "course"
+    bare = [f"{p.name}:{i}" for p in sorted(package.glob("*.py"))
+            for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+            if re.search(r"\bast\.parse\(", line) and not line.lstrip().startswith("#")
+            and not (p.name == "source.py" and "return ast.parse(" in line)]
+    assert not bare, f"call minitorch_attn.course.source.parse instead of ast.parse at {bare}"

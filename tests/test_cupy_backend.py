@@ -31,7 +31,7 @@ import pytest
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn.kernels import attention_backward, attention_forward, flash_attention, flash_attention_backward
-from minitorch_attn.kernels.cuda import SOURCE_DIR, cupy_backend
+from minitorch_attn.kernels.cuda import SOURCE_DIR, cupy_backend, standin_cupy
 from minitorch_attn.kernels.cuda.cupy_backend import CupyUnavailable, run_flash_forward_wmma
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,46 +165,15 @@ def test_wmma_argument_errors():
 
 
 # ---- 2. the RawModule options, and every line of cupy_backend.py on a stand-in CuPy ----------------------
-class _DeviceArray(np.ndarray):
-    """A NumPy array that calls itself a CuPy array (what the stand-in CuPy below hands out)."""
-
-    def get(self):
-        return np.array(self)
-
-
-_DeviceArray.__module__ = "cupy"
-
-
-def _harness_cupy(compiled: list):
-    """A stand-in for CuPy: device arrays are _DeviceArray, RawModule compiles with the CPU harness."""
-    from minitorch_attn.kernels.cuda.harness import CpuModule
-
-    fake = types.ModuleType("cupy")
-    def on_device(numpy_function):
-        return lambda *args, **kwargs: np.asarray(numpy_function(*args, **kwargs)).view(_DeviceArray)
-
-    for name in ("asarray", "ascontiguousarray", "full", "zeros"):
-        setattr(fake, name, on_device(getattr(np, name)))
-    for name in ("float16", "float32", "float64", "uint8", "nan", "abs"):
-        setattr(fake, name, getattr(np, name))
-    fake.cuda = types.SimpleNamespace(runtime=types.SimpleNamespace(getDeviceCount=lambda: 1))
-
-    class RawModule:
-        def __init__(self, code=None, options=()):
-            compiled.append((code, options))
-            self.module = CpuModule(code=code, seed=2)
-
-        def get_function(self, name):
-            return self.module.get_function(name)
-
-    fake.RawModule = RawModule
-    return fake
+_DeviceArray = standin_cupy.ndarray  # a NumPy array that calls itself a CuPy array
 
 
 @pytest.fixture
 def harness_cupy(monkeypatch, fresh_modules):
+    """The stand-in CuPy (kernels/cuda/standin_cupy.py: RawModule = the CPU harness); the list of its compiles."""
     compiled = []
-    monkeypatch.setitem(sys.modules, "cupy", _harness_cupy(compiled))
+    monkeypatch.setattr(standin_cupy, "compiled", compiled)
+    monkeypatch.setitem(sys.modules, "cupy", standin_cupy.module())
     return compiled
 
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from . import _threading  # noqa: F401  (Numba's vector width is set before any compile)
+
 
 @njit(cache=True, boundscheck=False)
 def _scatter_add_rows(indices, grad, out):

@@ -27,9 +27,8 @@ def _fmt(x) -> str:
 
 
 def _value(x) -> np.ndarray:
-    if isinstance(x, Tensor):
-        return x.data
-    return np.asarray(x)
+    """A plain ndarray (never a subclass, whose ufuncs the learner could have redefined to compare equal)."""
+    return np.asarray(x.data if isinstance(x, Tensor) else x)
 
 
 def assert_close(actual, expected, what: str, hint: str = "", rtol: float = 1e-7, atol: float = 1e-10,

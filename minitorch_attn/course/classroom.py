@@ -5,30 +5,40 @@
                                                      found anywhere below it: the one named like the handout,
                                                      else the only lessonNN_*.ipynb, else the only .ipynb)
 
-Each submission is graded on its own: the grader builds the grading copy (the learner's cells with the
-official check cells put back and the hidden checks added: `handout.grading_notebook`), writes it into a new
-temporary folder, and runs `pytest --nbval-lax` on it in a child process of its own, in a new session, with
-a per-cell timeout (nbval interrupts the cell), a per-notebook timeout (the child's whole session is killed),
-and resource limits set in the child before the kernel starts (address space, CPU seconds, file size, no core
-dumps), which the kernel inherits. The child records each cell's outcome, as it finishes, in a file outside
-the kernel's working folder. A submission that breaks (a syntax error, an infinite loop, `os._exit`, a cell
-that deletes files or eats memory) costs its own points only; see docs/instructors.md for what is and is not
-protected.
+Each submission is graded on its own, from what the learner wrote, never from what their code reports:
+
+1. `extract` takes the source of the exercise code cells (nbgrader grade_id `ex-<id>-code`) and nothing else,
+   and reviews it with `ast` (no imports beyond numpy/math/numba/... and the library, no `open`/`exec`/frames/
+   dunders, no assignments into modules; in the instructor's copy, not the library's own answer);
+2. `sandbox` runs `grade_runner` on it in bubblewrap (no network, its own PID namespace, a read-only view of the
+   library and of this lesson's graded tests only, a private /tmp, resource limits, a wall-clock limit), or,
+   without bubblewrap, as a plain child process with the same limits and a warning;
+3. `grade_runner` starts pytest on the official graded test file, so the tests' references and helpers are
+   imported first; then it runs the official setup cell and the learner's cells, under an audit hook and a
+   fingerprint of everything the verdicts rest on, and sends one signed record per cell and per test down a
+   file descriptor the grader opened (stdout is only a log);
+4. a run that dies, passes the time limit or reports tampering is run again without the exercise that did it,
+   so that exercise alone loses its points (each run has --notebook-timeout).
+
+The check cells of the notebook are for the learner's instant feedback; the grader only audits them (an
+edited or deleted check earns no points, as before). See docs/instructors.md for the threat model.
 
 Outputs (in --out, default out/classroom/lessonNN): grades.csv (student, exercise, points, max, status,
-first_error) and grades.json (the same per exercise, plus every check's outcome and the integrity findings).
+first_error, and per submission the isolation used, seconds, the SHA-256 of the code graded and of the graded
+tests) and grades.json (the same per exercise, plus every check's outcome and the integrity findings).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
 import re
+import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -37,17 +47,29 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import catalog
-from .handout import MISSING, MODIFIED, GradedTest, grading_notebook, official_checks
+from . import catalog, sandbox
+from .extract import CODE_MISSING, LIBRARY, Extracted, extract
+from .handout import (
+    HANDOUT_DIR,
+    MISSING,
+    MODIFIED,
+    GradedTest,
+    _setup_source,
+    code_grade_id,
+    grading_notebook,
+    official_checks,
+    test_file,
+)
+from .source import library_dir
+from .targets import is_release
 
 DEFAULT_CELL_TIMEOUT = 60.0
 DEFAULT_NOTEBOOK_TIMEOUT = 600.0
 DEFAULT_MEMORY_MB = 4096
-RESULTS = "results.jsonl"
 
-# statuses, per check and per exercise
+# statuses, per check and per exercise (and extract's CODE_MISSING, REJECTED, LIBRARY)
 PASS, PARTIAL, FAIL = "pass", "partial", "fail"
-TIMEOUT, KERNEL_DIED, NOTEBOOK_TIMEOUT = "timeout", "kernel died", "notebook timeout"
+TIMEOUT, DIED, NOTEBOOK_TIMEOUT, TAMPERING = "timeout", "grading process died", "notebook timeout", "tampering"
 SYNTAX_ERROR, CODE_ERROR = "syntax error", "error in code cell"
 UNREADABLE, NO_NOTEBOOK, GRADER_ERROR, NOT_RUN = "unreadable notebook", "no notebook", "grader error", "not run"
 
@@ -90,174 +112,6 @@ def find_submissions(folder: Path, lesson: str) -> list[Submission]:
     return out
 
 
-# ---- the child: run one grading copy under nbval ---------------------------------------------------------
-class KernelDied(RuntimeError):
-    pass
-
-
-def _patch_nbval_kernel_death() -> None:
-    """nbval waits the whole cell timeout for a reply from a kernel that has died; poll, and fail at once."""
-    from queue import Empty
-
-    from nbval import kernel as nbval_kernel
-
-    def await_reply(self, msg_id, timeout=None):
-        deadline = None if timeout is None else time.monotonic() + float(timeout)
-        while True:
-            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
-            try:
-                msg = self.get_message(stream="shell", timeout=wait)
-            except Empty:
-                if not self.is_alive():
-                    raise KernelDied("kernel died while running this cell") from None
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id:
-                if msg["content"]["status"] == "aborted":
-                    raise RuntimeError("Kernel aborted execution request")
-                self.mta_reply_status = msg["content"].get("status")  # checked by _CellRecorder
-                return
-
-    if hasattr(nbval_kernel.RunningKernel, "await_reply"):
-        nbval_kernel.RunningKernel.await_reply = await_reply
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Failed|Warning)): ?(.*)$")
-
-
-def failure_message(text: str) -> tuple[str, str]:
-    """(status, first error line) from nbval's report of a failed cell."""
-    text = _ANSI.sub("", text or "")
-    if "Timeout of" in text:
-        return TIMEOUT, "the cell ran past the cell timeout and was interrupted"
-    if "KernelDied" in text or "kernel died" in text or "Kernel dead" in text or "Kernel died" in text:
-        return KERNEL_DIED, "the kernel died (os._exit, a signal, or out of memory)"
-    lines = [line.rstrip() for line in text.splitlines()]
-    for line in lines:
-        if line.startswith("CheckFailed: "):
-            return FAIL, line[len("CheckFailed: "):]
-    matches = [m for m in map(_EXC_LINE.match, lines) if m]
-    if matches:
-        m = matches[-1]
-        status = SYNTAX_ERROR if m.group(1) in ("SyntaxError", "IndentationError", "TabError") else FAIL
-        return status, f"{m.group(1)}: {m.group(2)}".rstrip(": ")
-    rest = [line.strip() for line in lines if line.strip()]
-    return FAIL, rest[0] if rest else "the cell failed"
-
-
-class _CellRecorder:
-    """Pytest plugin in the child: one JSON line per notebook cell, written as soon as it has run."""
-
-    def __init__(self, path: Path):
-        self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed at session finish
-        self.kernel_written = False
-
-    def _write(self, record: dict) -> None:
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-
-    def pytest_runtest_call(self, item):
-        if not self.kernel_written:
-            kernel = getattr(item.parent, "kernel", None)
-            km = getattr(kernel, "km", None)
-            pid = getattr(getattr(km, "provisioner", None), "pid", None)
-            if pid:
-                self._write({"kernel_pid": pid})
-                self.kernel_written = True
-
-    def pytest_runtest_makereport(self, item, call):
-        cell = getattr(item, "cell", None)
-        if cell is None or call.when == "teardown" or (call.when == "setup" and call.excinfo is None):
-            return
-        meta = cell.get("metadata", {})
-        mine = meta.get("minitorch_attn", {}) if isinstance(meta.get("minitorch_attn"), dict) else {}
-        nbg = meta.get("nbgrader", {}) if isinstance(meta.get("nbgrader"), dict) else {}
-        record = {"cell": getattr(item, "cell_num", None), "grade_id": nbg.get("grade_id"),
-                  "role": mine.get("role"), "exercise": mine.get("exercise"), "when": call.when,
-                  "seconds": round(call.duration, 3)}
-        if call.excinfo is None:
-            record["outcome"] = "passed"
-            doubt = self._doubt(item, mine)
-            if doubt:
-                record["outcome"], record["status"], record["message"] = "failed", *doubt
-        else:
-            try:
-                text = str(item.repr_failure(call.excinfo))
-            except Exception as e:  # noqa: BLE001 - a report must still be written
-                text = f"{type(e).__name__}: {e}"
-            if call.excinfo.errisinstance(KernelDied):
-                text = "KernelDied"
-            record["outcome"] = "failed"
-            record["status"], record["message"] = failure_message(text)
-        self._write(record)
-
-    @staticmethod
-    def _doubt(item, mine: dict) -> tuple[str, str] | None:
-        """nbval passes a cell when no error message reached it; a kernel short of memory can lose that
-        message. A cell passes here only if the kernel's reply said "ok" and, for a check, the check printed
-        its confirmation line."""
-        kernel = getattr(item.parent, "kernel", None)
-        alive = kernel is not None and kernel.is_alive()
-        reply = getattr(kernel, "mta_reply_status", "ok")
-        if kernel is not None:
-            kernel.mta_reply_status = None
-        confirmed = True
-        if mine.get("role") == "check":
-            line = f"Exercise {mine.get('exercise')}: {mine.get('test')} passed"
-            text = "".join(o.get("text", "") for o in getattr(item, "test_outputs", None) or []
-                           if o.get("output_type") == "stream")
-            confirmed = line in text
-        if reply == "ok" and confirmed:
-            return None
-        if not alive:
-            return KERNEL_DIED, "the kernel died (os._exit, a signal, or out of memory)"
-        return FAIL, ("the cell reported an error that did not arrive (out of memory?)" if reply != "ok"
-                      else "the check did not confirm that it passed")
-
-    def pytest_sessionfinish(self):
-        self.file.close()
-
-
-def _set_limits(spec: dict) -> None:
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - not POSIX
-        return
-    limits = [(resource.RLIMIT_CORE, 0)]
-    if spec.get("memory_mb"):
-        limits.append((resource.RLIMIT_AS, int(spec["memory_mb"]) * 2**20))
-    if spec.get("cpu_seconds"):
-        limits.append((resource.RLIMIT_CPU, int(spec["cpu_seconds"])))
-    limits.append((resource.RLIMIT_FSIZE, 2**30))
-    for which, value in limits:
-        try:
-            soft, hard = resource.getrlimit(which)
-            if hard != resource.RLIM_INFINITY:
-                value = min(value, hard)
-            resource.setrlimit(which, (value, hard))
-        except (ValueError, OSError):
-            pass
-
-
-def child_main(workdir: str) -> int:
-    """Entry point of the child process: `python -m minitorch_attn.course.classroom WORKDIR`."""
-    import pytest
-
-    work = Path(workdir)
-    spec = json.loads((work / "spec.json").read_text(encoding="utf-8"))
-    _set_limits(spec)
-    _patch_nbval_kernel_death()
-    notebook = work / spec["notebook"]
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # nbval only (set before pytest reads it)
-    args = [str(notebook), "-p", "nbval.plugin", "--nbval-lax", "--nbval-current-env",
-            f"--nbval-cell-timeout={spec['cell_timeout']}", "-p", "no:cacheprovider", "-q",
-            "-c", str(work / "pytest.ini"), f"--rootdir={notebook.parent}"]
-    pytest.main(args, plugins=[_CellRecorder(work / RESULTS)])
-    return 0
-
-
 # ---- the parent: grade one submission ------------------------------------------------------------------------
 @dataclass
 class Options:
@@ -277,6 +131,9 @@ class Graded:
     integrity: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    sandbox: str = ""
+    code_sha256: str = ""
+    tests_sha256: str = ""
 
     @property
     def total(self):
@@ -296,120 +153,206 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40] or "student"
 
 
-def _kill_kernel(pid: int) -> None:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return
-    if b"ipykernel" in cmdline:
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except OSError:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
+@dataclass
+class Lesson:
+    """What the grader needs of one lesson, read once per class from the instructor's checkout."""
+
+    lesson: str
+    checks: list[GradedTest]
+    setup: str  # the handout's official setup cell
+    test_text: str  # the graded test file, hidden tests included
+    conftest: str
+    exercises: dict[str, str] = field(default_factory=dict)  # a release's exercises/*.py (see _write_view)
+
+    @property
+    def tests_sha256(self) -> str:
+        return hashlib.sha256(self.test_text.encode("utf-8")).hexdigest()
+
+    @classmethod
+    def read(cls, root: Path, lesson: str, checks: list[GradedTest] | None = None) -> Lesson:
+        root = Path(root)
+        conftest = root / "conftest.py"
+        return cls(lesson, checks if checks is not None else official_checks(root, lesson),
+                   _official_setup(root, lesson), test_file(root, lesson).read_text(encoding="utf-8"),
+                   conftest.read_text(encoding="utf-8") if conftest.is_file() else
+                   'pytest_plugins = ["minitorch_attn.course.pytest_plugin"]\n',
+                   {p.name: p.read_text(encoding="utf-8") for p in sorted((root / "exercises").glob("lesson*.py"))}
+                   if is_release() else {})
 
 
-def run_notebook(notebook: dict, opts: Options, student: str) -> tuple[list[dict], str]:
-    """Run a grading copy in its own temporary folder and child process; ([cell records], problem)."""
-    work = Path(tempfile.mkdtemp(prefix=f"mta-grade-{_safe(student)}-"))
-    problem = ""
+def _official_setup(root: Path, lesson: str) -> str:
+    """The setup cell of the course's own handout (committed, kept fresh by `course check`; a release has it
+    too, while its stubbed library cannot regenerate it), else the one `course generate` would write."""
+    path = root / HANDOUT_DIR / f"{catalog.lesson_stem(lesson)}.ipynb"
+    if path.is_file():
+        cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        for cell in cells:
+            if cell.get("metadata", {}).get("minitorch_attn", {}).get("role") == "setup":
+                src = cell.get("source", "")
+                return "".join(src) if isinstance(src, list) else src
+    return _setup_source(lesson, library_dir(root))
+
+
+def _spec(lesson: Lesson, cells: list, base: str, opts: Options) -> dict:
+    stem = catalog.lesson_stem(lesson.lesson)
+    exercises = catalog.for_lesson(lesson.lesson)
+    return {"stem": stem, "setup": lesson.setup, "course": f"{base}/course",
+            "test_file": f"{base}/course/tests/exercises/test_{stem}.py",
+            "cells": [{"exercise": c.exercise, "source": c.source} for c in cells],
+            "names": {e.id: e.name for e in exercises}, "modules": {e.id: e.module for e in exercises},
+            "release": is_release(), "cell_timeout": opts.cell_timeout, "test_timeout": opts.cell_timeout}
+
+
+def _write_view(work: Path, lesson: Lesson) -> Path:
+    """WORK/view: all the sandbox may read of the instructor's files (the lesson's graded tests, conftest)."""
+    view = work / "view"
+    tests = view / "course" / "tests" / "exercises"
+    tests.mkdir(parents=True)
+    (view / "course" / "conftest.py").write_text(lesson.conftest, encoding="utf-8")
+    (tests / f"test_{catalog.lesson_stem(lesson.lesson)}.py").write_text(lesson.test_text, encoding="utf-8")
+    if is_release() and lesson.exercises:  # a release runs the library on exercises/ (targets.activate_release)
+        (view / "course" / "exercises").mkdir()
+        for name, text in lesson.exercises.items():
+            (view / "course" / "exercises" / name).write_text(text, encoding="utf-8")
+    return view
+
+
+def run_code(extracted: Extracted, lesson: Lesson, opts: Options, student: str) -> tuple[list[dict], dict, str]:
+    """Run the official graded tests on the learner's accepted cells in the sandbox; (records of the last
+    run, {exercise: (status, message)} for the exercises taken out, problem). A run that dies, runs past the
+    time limit or reports tampering is run again without the exercise that was running (or tampered), so one
+    exercise's code costs that exercise only. Each run has the notebook's time limit; there are at most one
+    more runs than exercises."""
+    kind = sandbox.detect()
+    cells = [c for c in extracted.cells if not c.problem]
+    excluded: dict[str, tuple[str, str]] = {}
+    root = Path(tempfile.mkdtemp(prefix=f"mta-grade-{_safe(student)}-"))
+    records, problem = [], ""
     try:
-        nbdir = work / "nb"
-        nbdir.mkdir()
-        (nbdir / "submission.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
-        (work / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-        (work / "spec.json").write_text(json.dumps({
-            "notebook": "nb/submission.ipynb", "cell_timeout": opts.cell_timeout, "memory_mb": opts.memory_mb,
-            "cpu_seconds": int(opts.notebook_timeout * 2 + 60)}), encoding="utf-8")
-        for sub in ("runtime", "ipython"):
-            (work / sub).mkdir()
-        env = {k: v for k, v in os.environ.items() if k not in ("MTA_USE", "PYTEST_ADDOPTS", "MTA_TARGET")}
-        env.update(MTA_COURSE_ROOT=str(opts.root), JUPYTER_RUNTIME_DIR=str(work / "runtime"),
-                   IPYTHONDIR=str(work / "ipython"), JUPYTER_PLATFORM_DIRS="1", MPLBACKEND="Agg",
-                   PYTHONDONTWRITEBYTECODE="1")
-        with open(work / "child.log", "wb") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "minitorch_attn.course.classroom", str(work)],
-                                    cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-            try:
-                proc.wait(timeout=opts.notebook_timeout)
-            except subprocess.TimeoutExpired:
-                problem = NOTEBOOK_TIMEOUT
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except OSError:
-                    pass
-                proc.wait()
-        records = []
-        results = work / RESULTS
-        if results.is_file():
-            for line in results.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        for r in records:
-            if "kernel_pid" in r:
-                _kill_kernel(int(r["kernel_pid"]))
-        if not problem and proc.returncode != 0:
-            tail = (work / "child.log").read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:]
-            problem = f"{GRADER_ERROR}: the grading process exited with code {proc.returncode}" + (
-                f" ({tail[0][:200]})" if tail else "")
-        return [r for r in records if "kernel_pid" not in r], problem
+        for attempt in range(len(cells) + 1):
+            work = root / f"run{attempt}"
+            work.mkdir()
+            view = _write_view(work, lesson)
+            base = "/grade" if kind == sandbox.BWRAP else str(view)
+            spec = _spec(lesson, [c for c in cells if c.exercise not in excluded], base, opts)
+            spec["absent"] = {**{c.exercise: c.problem for c in extracted.cells if c.problem},
+                              **{ex: f"not run ({why[0]})" for ex, why in excluded.items()},
+                              **{ex: CODE_MISSING for ex in extracted.missing}}
+            limits = sandbox.Limits(wall_seconds=opts.notebook_timeout, memory_mb=opts.memory_mb)
+            run = sandbox.run_sandboxed(work, spec, limits, kind, secrets.token_bytes(32))
+            records, problem = run.records, ""
+            ended = any(r.get("kind") == "end" for r in records)
+            running = next((r.get("exercise") for r in reversed(records) if r.get("kind") == "running"), None)
+            bad = {r["exercise"]: (TAMPERING, r["message"]) for r in records
+                   if r.get("kind") == "cell" and r.get("outcome") == "tampering"}
+            for r in records:
+                if r.get("kind") == "test" and r.get("outcome") == "tampering":
+                    ex = _test_exercise(lesson, r["name"])
+                    bad.setdefault(ex, (TAMPERING, r["message"]))
+            if not ended:
+                if run.timed_out:
+                    why = (NOTEBOOK_TIMEOUT, f"the run passed the {opts.notebook_timeout:g} s limit")
+                else:
+                    why = (DIED, f"the grading process died (exit code {run.returncode}: os._exit, a signal, "
+                                 "or out of memory)")
+                if running is not None:
+                    bad.setdefault(running, why)
+                else:
+                    problem = f"{why[0]}: {why[1]} ({run.log_tail[:200]})"
+            bad = {ex: v for ex, v in bad.items() if ex not in excluded and ex is not None}
+            if not bad:
+                if run.forged:
+                    records.append({"kind": "note", "message": f"{run.forged} unsigned line(s) in the results "
+                                    "file ignored (not written by the grader's harness)"})
+                break
+            excluded.update(bad)
     finally:
         if not opts.keep:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
         else:
-            print(f"kept the working copy of {student}: {work}", file=sys.stderr)
+            print(f"kept the working folders of {student}: {root}", file=sys.stderr)
+    return records, excluded, problem
 
 
-def _exercise_rows(student: str, lesson: str, checks, code: dict, problem: str) -> list[dict]:
+def _test_exercise(lesson: Lesson, name: str) -> str | None:
+    return next((t.exercise for t in lesson.checks if t.name == name), None)
+
+
+def _check_entry(t: GradedTest, tests: list[dict], integrity: dict, excluded: dict, problem: str) -> dict:
+    entry = {"exercise": t.exercise, "test": t.name, "grade_id": t.grade_id, "max": _num(t.points),
+             "hidden": t.hidden, "points": 0, "status": NOT_RUN, "error": ""}
+    mine = [r for r in tests if r.get("name") == t.name]
+    bad = next((r for r in mine if r.get("outcome") != "passed"), None)
+    if t.grade_id in integrity:
+        entry["status"] = integrity[t.grade_id]
+        entry["error"] = f"{integrity[t.grade_id]}: {t.name} (an edited or deleted check earns no points)"
+    elif t.exercise in excluded:
+        entry["status"], entry["error"] = excluded[t.exercise]
+    elif not mine:
+        entry["error"] = problem.split(":")[0] if problem else "the test was not run"
+    elif bad is None:
+        entry.update(points=_num(t.points), status=PASS)
+    else:
+        status = {"timeout": TIMEOUT, "tampering": TAMPERING}.get(bad.get("outcome"), FAIL)
+        entry.update(status=status, error=bad.get("message", ""))
+    return entry
+
+
+def _exercise_rows(student: str, lesson: str, checks: list[dict], cells: dict, extracted: Extracted,
+                   excluded: dict, problem: str) -> list[dict]:
     rows = []
+    by_ex = {c.exercise: c for c in extracted.cells}
     for ex in catalog.for_lesson(lesson):
         mine = [c for c in checks if c["exercise"] == ex.id]
         if not mine:
             continue
-        earned = sum(c["points"] for c in mine)
         maximum = sum(c["max"] for c in mine)
         statuses = [c["status"] for c in mine]
-        code_rec = code.get(ex.id)
-        code_status = code_rec.get("status") if code_rec and code_rec.get("outcome") == "failed" else None
-        if MODIFIED in statuses:
-            status = MODIFIED
-        elif MISSING in statuses:
-            status = MISSING
+        cell, rec = by_ex.get(ex.id), cells.get(ex.id, {})
+        outcome = rec.get("outcome", "ok")
+        status, first, zero = None, "", False
+        if MODIFIED in statuses or MISSING in statuses:
+            status = MODIFIED if MODIFIED in statuses else MISSING
+        elif ex.id in extracted.missing:
+            status, first = CODE_MISSING, (f"no code cell with grade_id {code_grade_id(ex.id)!r} (its "
+                                           "metadata names the exercise)")
+        elif cell is not None and cell.problem:
+            status, first = cell.status, f"code cell: {cell.problem}"
+        elif outcome == "library":
+            status, first, zero = LIBRARY, f"code cell: {rec.get('message', '')}", True
+        elif ex.id in excluded:
+            status, first, zero = excluded[ex.id][0], excluded[ex.id][1], True
+        elif TAMPERING in statuses:
+            status, zero = TAMPERING, True
         elif all(s == PASS for s in statuses):
             status = PASS
-        elif KERNEL_DIED in statuses or code_status == KERNEL_DIED:
-            status = KERNEL_DIED
-        elif TIMEOUT in statuses or code_status == TIMEOUT:
+        elif outcome == "timeout" or TIMEOUT in statuses:
             status = TIMEOUT
+            if outcome == "timeout":
+                first = f"code cell: {rec.get('message', '')}"
         elif problem and any(s == NOT_RUN for s in statuses):
             status = problem.split(":")[0]
-        elif code_status == SYNTAX_ERROR:
-            status = SYNTAX_ERROR
-        elif code_status is not None:
-            status = CODE_ERROR
+        elif outcome in ("syntax error", "error"):
+            status = SYNTAX_ERROR if outcome == "syntax error" else CODE_ERROR
+            first = f"code cell: {rec.get('message', '')}"
         else:
             status = PARTIAL if any(s == PASS for s in statuses) else FAIL
-        first = ""
-        if status != PASS:
-            if code_status is not None and status in (SYNTAX_ERROR, CODE_ERROR, TIMEOUT, KERNEL_DIED):
-                first = f"code cell: {code_rec.get('message', '')}"
-            else:
-                first = next((c["error"] for c in mine if c["status"] != PASS and c["error"]), "")
+        if status != PASS and not first:
+            first = next((c["error"] for c in mine if c["status"] != PASS and c["error"]), "")
+        earned = 0 if zero else sum(c["points"] for c in mine)
         rows.append({"student": student, "exercise": ex.id, "points": _num(earned), "max": _num(maximum),
                      "status": status, "first_error": first})
     return rows
 
 
-def grade_submission(sub: Submission, lesson: str, checks: list[GradedTest], opts: Options) -> Graded:
-    """Grade one learner's notebook against the official `checks` (`handout.official_checks`)."""
+def grade_submission(sub: Submission, lesson: str, checks: list[GradedTest] | Lesson, opts: Options) -> Graded:
+    """Grade one learner's notebook: its exercise cells, extracted and reviewed (`extract`), run against the
+    official graded tests in the sandbox (`sandbox`, `grade_runner`); the check cells are only audited."""
     start = time.perf_counter()
-    graded = Graded(sub.student, str(sub.path) if sub.path else "")
-    problem, records, integrity = "", [], {}
+    info = checks if isinstance(checks, Lesson) else Lesson.read(opts.root, lesson, checks)
+    graded = Graded(sub.student, str(sub.path) if sub.path else "", tests_sha256=info.tests_sha256)
+    problem, records, integrity, excluded = "", [], {}, {}
+    extracted = Extracted()
     if sub.path is None:
         problem = f"{NO_NOTEBOOK}: {sub.problem}"
     else:
@@ -420,37 +363,29 @@ def grade_submission(sub: Submission, lesson: str, checks: list[GradedTest], opt
         except (OSError, ValueError, UnicodeDecodeError) as e:
             problem = f"{UNREADABLE}: {type(e).__name__}: {str(e)[:160]}"
         else:
-            notebook, found = grading_notebook(submission, checks)
+            _, found = grading_notebook(submission, info.checks)
             integrity = found.problems
             if found.duplicates:
                 graded.notes.append(f"{found.duplicates} repeated check cell(s) dropped")
-            records, problem = run_notebook(notebook, opts, sub.student)
-    by_id = {r["grade_id"]: r for r in records if r.get("grade_id")}
-    code = {r["exercise"]: r for r in records if r.get("role") == "code"}
-    for t in checks:
-        rec = by_id.get(t.grade_id)
-        entry = {"exercise": t.exercise, "test": t.name, "grade_id": t.grade_id, "max": _num(t.points),
-                 "hidden": t.hidden, "points": 0, "status": NOT_RUN, "error": ""}
-        if t.grade_id in integrity:
-            entry["status"] = integrity[t.grade_id]
-            entry["error"] = f"{integrity[t.grade_id]}: {t.name} (an edited or deleted check earns no points)"
-        elif rec is None:
-            entry["error"] = problem.split(":")[0] if problem else "the cell was not run"
-        elif rec["outcome"] == "passed":
-            entry.update(points=_num(t.points), status=PASS)
-        else:
-            entry.update(status=rec.get("status", FAIL), error=rec.get("message", ""))
-        graded.checks.append(entry)
+            extracted = extract(submission, lesson, info.setup, release=is_release())
+            if extracted.duplicates:
+                graded.notes.append(f"{extracted.duplicates} repeated code cell(s) ignored (the first is graded)")
+            graded.sandbox = sandbox.detect()
+            graded.code_sha256 = extracted.checksum()
+            records, excluded, problem = run_code(extracted, info, opts, sub.student)
+    tests = [r for r in records if r.get("kind") == "test"]
+    cells = {r["exercise"]: r for r in records if r.get("kind") == "cell"}
+    graded.checks = [_check_entry(t, tests, integrity, excluded, problem) for t in info.checks]
     graded.integrity = integrity
+    graded.notes.extend(r["message"] for r in records if r.get("kind") == "note")
     if problem:
         graded.notes.append(problem)
-    graded.exercises = _exercise_rows(sub.student, lesson, graded.checks, code, problem)
+    graded.exercises = _exercise_rows(sub.student, lesson, graded.checks, cells, extracted, excluded, problem)
     if problem and (problem.startswith(UNREADABLE) or problem.startswith(NO_NOTEBOOK)):
         for row in graded.exercises:
             row["status"], row["first_error"] = problem.split(":")[0], problem.split(": ", 1)[-1]
     graded.seconds = round(time.perf_counter() - start, 2)
     return graded
-
 
 # ---- the class ---------------------------------------------------------------------------------------------
 def grade_class(folder: Path, lesson: str, opts: Options, jobs: int = 2, progress: bool = True) -> dict:
@@ -458,6 +393,8 @@ def grade_class(folder: Path, lesson: str, opts: Options, jobs: int = 2, progres
     checks = official_checks(opts.root, lesson)
     if not checks:
         raise FileNotFoundError(f"no graded tests for lesson {lesson} in {opts.root}/tests/exercises")
+    info = Lesson.read(opts.root, lesson, checks)
+    kind = sandbox.detect()  # once, before the workers (MTA_REQUIRE_SANDBOX=1 stops here)
     subs = find_submissions(folder, lesson)
     results: dict[str, Graded] = {}
     start = time.perf_counter()
@@ -468,7 +405,7 @@ def grade_class(folder: Path, lesson: str, opts: Options, jobs: int = 2, progres
         bar = tqdm(total=len(subs), desc=f"grading lesson {lesson.split('_')[0]}", unit="student",
                    file=sys.stderr)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(grade_submission, s, lesson, checks, opts): s for s in subs}
+        futures = {pool.submit(grade_submission, s, lesson, info, opts): s for s in subs}
         for fut in as_completed(futures):
             s = futures[fut]
             try:
@@ -494,13 +431,18 @@ def grade_class(folder: Path, lesson: str, opts: Options, jobs: int = 2, progres
         "notebook_timeout": opts.notebook_timeout,
         "seconds": round(time.perf_counter() - start, 2),
         "max": _num(sum(t.points for t in checks)),
+        "sandbox": kind,
+        "tests_sha256": info.tests_sha256,
         "students": [{"student": g.student, "notebook": g.notebook, "total": g.total, "max": g.max,
-                      "seconds": g.seconds, "notes": g.notes, "integrity": g.integrity,
+                      "seconds": g.seconds, "sandbox": g.sandbox, "code_sha256": g.code_sha256,
+                      "tests_sha256": g.tests_sha256, "notes": g.notes, "integrity": g.integrity,
                       "exercises": g.exercises, "checks": g.checks} for g in students],
     }
 
 
-CSV_FIELDS = ["student", "exercise", "points", "max", "status", "first_error"]
+CSV_FIELDS = ["student", "exercise", "points", "max", "status", "first_error", "sandbox", "seconds", "code_sha256",
+              "tests_sha256"]
+STUDENT_FIELDS = ("sandbox", "seconds", "code_sha256", "tests_sha256")  # per submission, repeated on its rows
 
 
 def write_reports(report: dict, out: Path) -> tuple[Path, Path]:
@@ -512,7 +454,8 @@ def write_reports(report: dict, out: Path) -> tuple[Path, Path]:
     writer.writeheader()
     for s in report["students"]:
         for row in s["exercises"]:
-            writer.writerow({k: row[k] for k in CSV_FIELDS})
+            writer.writerow({**{k: s.get(k, "") for k in STUDENT_FIELDS}, **{k: row[k] for k in CSV_FIELDS
+                                                                            if k in row}})
     csv_path.write_text(buf.getvalue(), encoding="utf-8")
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return csv_path, json_path
@@ -544,7 +487,7 @@ def format_class_table(report: dict, error_width: int = 70) -> str:
     lines.insert(1, "  ".join("-" * w for w in widths) + "  -----")
     n = len(report["students"])
     lines.append(f"{n} submission(s) graded in {report['seconds']} s (lesson {report['lesson']}, max "
-                 f"{report['max']} points)")
+                 f"{report['max']} points; isolation: {report.get('sandbox', '?')})")
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -557,9 +500,11 @@ def build_parser(prog: str = "python -m minitorch_attn grade-class") -> argparse
     p.add_argument("--cell-timeout", type=float, default=DEFAULT_CELL_TIMEOUT,
                    help=f"seconds one cell may run (default {DEFAULT_CELL_TIMEOUT:g})")
     p.add_argument("--notebook-timeout", type=float, default=DEFAULT_NOTEBOOK_TIMEOUT,
-                   help=f"seconds one notebook may run, kernel start included (default {DEFAULT_NOTEBOOK_TIMEOUT:g})")
+                   help="seconds one run of a notebook's tests may take (a rerun without the exercise "
+                        "that ran past it gets as long) "
+                        f"(default {DEFAULT_NOTEBOOK_TIMEOUT:g})")
     p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
-                   help=f"address-space limit of each grading process and its kernel (default {DEFAULT_MEMORY_MB})")
+                   help=f"address-space limit of each sandbox (default {DEFAULT_MEMORY_MB})")
     p.add_argument("--jobs", "-j", type=int, default=min(4, os.cpu_count() or 1),
                    help="submissions graded at once (default: min(4, CPUs))")
     p.add_argument("--root", help="the instructor's course checkout (default: found as for `course grade`)")
@@ -578,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = Options(root=root, cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout,
                        memory_mb=args.memory_mb, keep=args.keep_workdirs)
         report = grade_class(Path(args.submissions), lesson, opts, jobs=args.jobs, progress=not args.no_progress)
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, sandbox.SandboxUnavailable) as e:
         print(f"grade-class: {e}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else Path("out") / "classroom" / catalog.lesson_stem(lesson)
@@ -645,6 +590,4 @@ def autograde(grade_id: str, root: Path, opts: Options | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 2 and not sys.argv[1].startswith("-") and (Path(sys.argv[1]) / "spec.json").is_file():
-        sys.exit(child_main(sys.argv[1]))
     sys.exit(main())

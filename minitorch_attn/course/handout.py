@@ -48,6 +48,7 @@ from .source import (
     read_definition,
     stub_definition,
 )
+from .source import parse as parse_python
 
 HANDOUT_DIR = "handouts"
 HANDOUT_COMMAND = "python -m minitorch_attn course handout"
@@ -112,7 +113,7 @@ def graded_tests(root: Path, lesson: str) -> list[GradedTest]:
     if not path.is_file():
         return []
     text = path.read_text(encoding="utf-8")
-    tree = ast.parse(text, filename=str(path))
+    tree = parse_python(text, filename=str(path))
     hidden = _hidden_ranges(text.splitlines())
     functions = []
     for node in tree.body:

@@ -1,8 +1,13 @@
 """Lesson notebooks: `lessons/NN_topic.py` (jupytext percent format) is the source a person edits and
 reviews; `lessons/NN_topic.ipynb` is generated from it and executed, outputs stored, for nbval.
 
-    python -m minitorch_attn lessons build [NN ...]   # regenerate and execute the notebooks
+    python -m minitorch_attn lessons build [NN ...]   # regenerate and execute the notebooks, then check
+                                                      # them under perturbed numerics (course/perturb.py)
     python -m minitorch_attn lessons check            # fail if a notebook is stale or unexecuted
+
+`build` ends by running nbval over the notebooks it wrote as if on another machine (other BLAS kernel, one
+thread, another SIMD width): a stored output that prints low-order bits fails there, before it is committed
+and fails on a learner's laptop. `--no-perturb-check` skips that step (CI runs it over every lesson anyway).
 """
 
 from __future__ import annotations
@@ -38,6 +43,20 @@ def build(path: Path, timeout: int = 600) -> Path:
     return target
 
 
+def perturb_check(notebooks: list[Path]) -> int:
+    """nbval over freshly built notebooks under perturbed numerics; 0 if their stored outputs hold there."""
+    from . import perturb
+
+    print(f"checking {len(notebooks)} notebook(s) under perturbed numerics (nbval) ...", flush=True)
+    rc = perturb.nbval([str(p) for p in notebooks])
+    if rc != 0:
+        print("lessons build: a stored output differs under perturbed numerics, i.e. on another CPU, BLAS, "
+              "thread count or SIMD width. Print what the lesson claims (rounded, or `error < 1e-6: True`), "
+              "assert it in the cell, and mark machine-dependent numbers `# NBVAL_IGNORE_OUTPUT`; then build "
+              "again. (The notebooks were written; nbval's report above names the cells.)", file=sys.stderr)
+    return rc
+
+
 def check(root: Path) -> list[str]:
     """Problems that make the stored notebooks untrustworthy (empty list: all good)."""
     import jupytext
@@ -64,14 +83,20 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="regenerate and execute notebooks from lessons/NN_*.py")
     b.add_argument("lessons", nargs="*", help="lesson numbers (default: all)")
+    b.add_argument("--no-perturb-check", action="store_true",
+                   help="do not re-run the new notebooks under perturbed numerics (nbval) after building")
     sub.add_parser("check", help="fail when a notebook is missing, stale or unexecuted")
     args = parser.parse_args(argv)
     root = find_root()
     if args.command == "build":
+        built = []
         for src in _sources(root, args.lessons):
             print(f"executing {src.name} ...", flush=True)
-            print(f"  wrote {build(src)}")
-        return 0
+            built.append(build(src))
+            print(f"  wrote {built[-1]}")
+        if args.no_perturb_check or not built:
+            return 0
+        return perturb_check(built)
     problems = check(root)
     for p in problems:
         print(p, file=sys.stderr)

@@ -10,8 +10,8 @@ a second time with all of these changed at once (`PERTURBED`), and nbval must st
     python -m minitorch_attn.course.perturb checksums        # show that the perturbation changes bits
     python -m minitorch_attn.course.perturb nbval [PATHS]    # nbval over lessons/ (or PATHS), perturbed
 
-After `python -m minitorch_attn lessons build NN`, run `perturb nbval lessons/NN_*.ipynb` before committing
-(CI runs it over every lesson).
+`python -m minitorch_attn lessons build NN` runs `perturb nbval` over the notebooks it wrote (CI runs it over
+every lesson).
 """
 
 from __future__ import annotations
@@ -43,9 +43,22 @@ def perturbed_env(base: dict | None = None) -> dict:
 
     env = dict(os.environ if base is None else base)
     env.update(PERTURBED)
+    numpy_simd = _numpy_simd_targets()
+    if numpy_simd:  # NumPy's own SIMD loops (exp, log, tanh, ...): the baseline ones, as on an older CPU
+        env["NPY_DISABLE_CPU_FEATURES"] = " ".join(numpy_simd)
     # code compiled for another CPU must neither reuse nor overwrite the host's Numba cache
     env["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), "minitorch_attn-numba-cache-generic")
     return env
+
+
+def _numpy_simd_targets() -> list[str]:
+    """The SIMD targets NumPy dispatches to on this CPU beyond its baseline (e.g. X86_V3, X86_V4, AVX512_SPR):
+    disabled in the perturbed run. Only those this CPU has: NumPy refuses to disable what it cannot detect."""
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # another NumPy layout: leave NumPy's dispatch alone
+        return []
+    return [t for t in __cpu_dispatch__ if __cpu_features__.get(t)]
 
 
 def _digest(a) -> str:
@@ -75,7 +88,7 @@ def checksums() -> dict:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((257, 129)).astype(np.float32)
     b = rng.standard_normal((129, 263)).astype(np.float32)
-    out = {"numpy sgemm": _digest(a @ b)}
+    out = {"numpy sgemm": _digest(a @ b), "numpy exp float64": _digest(np.exp(a.astype(np.float64) * 10))}
 
     from ..kernels import flash_attention
 

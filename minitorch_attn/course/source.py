@@ -35,6 +35,7 @@ import ast
 import json
 import re
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +54,17 @@ CUDA_BEGIN_SOLUTION = "// BEGIN " + "SOLUTION"
 CUDA_END_SOLUTION = "// END " + "SOLUTION"
 CUDA_YOUR_CODE = "// YOUR CODE HERE"
 CUDA_END_YOUR_CODE = "// END YOUR CODE"
+
+# CPython 3.11's ast.parse is not thread-safe: two threads building AST objects at once can raise
+# "SystemError: AST constructor recursion depth mismatch" (seen in CI, where the classroom test grades two
+# lessons on a thread pool). Every parse in the course package goes through `parse`, which holds this lock.
+_PARSE_LOCK = threading.Lock()
+
+
+def parse(text: str, filename: str = "<unknown>") -> ast.Module:
+    """`ast.parse`, serialised across threads (see _PARSE_LOCK)."""
+    with _PARSE_LOCK:
+        return ast.parse(text, filename=filename)
 _YOUR_CODE_RE = re.compile(r"^(\s*)(?:###|//) YOUR CODE HERE \(Exercise ([0-9.]+)\)\s*$")
 
 LINE_LENGTH = 110
@@ -200,7 +212,7 @@ def read_definition(exercise: Exercise, package_dir: Path = PACKAGE_DIR) -> Defi
         return _read_cuda_definition(exercise, package_dir)
     path = module_path(exercise.module, package_dir)
     text = path.read_text(encoding="utf-8")
-    tree = ast.parse(text, filename=str(path))
+    tree = parse(text, filename=str(path))
     node = _top_level(tree, exercise.name)
     if node is None:
         raise SourceError(f"exercise {exercise.id}: {exercise.module} ({path}) has no top-level "
@@ -479,7 +491,7 @@ def module_bindings(module: str, package_dir: Path = PACKAGE_DIR) -> dict[str, B
     """Names bound at the top level of `module`: by its import statements (made absolute) and by its own
     definitions and assignments (which a generated file imports from `module` itself)."""
     path = module_path(module, package_dir)
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = parse(path.read_text(encoding="utf-8"), filename=str(path))
     is_package = path.name == "__init__.py"
     out: dict[str, Binding] = {}
     for node in tree.body:

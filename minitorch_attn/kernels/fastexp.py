@@ -27,6 +27,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+from ..autograd import _threading  # noqa: F401  (Numba's vector width is set before any compile)
+
 # fastmath flags that are safe here: reassociation (vectorised sums), FMA contraction, no signed zeros.
 # Not 'ninf'/'nnan': masked scores are -inf and must stay -inf.
 FASTMATH = {"reassoc", "contract", "nsz"}
@@ -57,7 +59,9 @@ def int32_bits_as_float32(typingctx, bits):
 def fast_exp32(x):
     """exp(x) for a float32 x, in plain arithmetic that LLVM vectorises when it sits in a loop."""
     x = min(max(x, X_LO), X_HI)
-    t = np.float32(math.floor(x * LOG2E + HALF))  # n = round(x · log2 e)
+    # n = round(x · log2 e), kept a float32: math.floor would return an integer (int64 in Numba) and the
+    # float -> int64 -> float round trip made the whole loop 2x slower on an Intel Xeon (0.57 -> 0.30 ns/element)
+    t = np.floor(x * LOG2E + HALF)
     r = x - t * LN2_HI - t * LN2_LO  # |r| <= ln2 / 2
     p = C6 * r + C5
     p = p * r + C4

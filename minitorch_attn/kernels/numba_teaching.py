@@ -17,6 +17,7 @@ import math
 import numpy as np
 from numba import njit
 
+from ..autograd import _threading  # noqa: F401  (Numba's vector width is set before any compile)
 from .common import check_inputs
 
 

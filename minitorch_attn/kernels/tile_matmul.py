@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from numba import njit
 
+from ..autograd import _threading  # noqa: F401  (Numba's vector width is set before any compile)
 from .fastexp import FASTMATH
 
 

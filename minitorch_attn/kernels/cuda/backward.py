@@ -21,7 +21,8 @@ import numpy as np
 
 from ..common import check_backward_inputs
 from . import SOURCE_DIR
-from .forward import MAX_HEAD_DIM, NUM_WARPS, WARP_SIZE, array_module, launch, shape_only
+from .forward import MAX_HEAD_DIM, NUM_WARPS, WARP_SIZE, array_module, check_num_warps, shape_only
+from .launch import batch_chunks, debug_sync, describe, device_limits, int32_sizes, launch
 
 TILE = 32  # Br of flash_bwd_dkdv and Bc of flash_bwd_dq: one row per lane; must match flash_bwd.cu
 KERNEL_NAMES = ("flash_bwd_preprocess", "flash_bwd_dkdv", "flash_bwd_dq")
@@ -71,8 +72,11 @@ def run_flash_backward(kernels, q, k, v, o, lse, do, causal=False, scale=None, k
                                          shape_only(key_padding_mask))
     B, H, Nq, d = q.shape
     Nk, dv = v.shape[2], v.shape[3]
+    shapes = describe(q=q, k=k, v=v, do=do, key_padding_mask=key_padding_mask) + f", causal={bool(causal)}"
     if d > MAX_HEAD_DIM or dv > MAX_HEAD_DIM:
-        raise ValueError(f"flash_bwd.cu supports head dims up to {MAX_HEAD_DIM}; got d = {d}, dv = {dv}")
+        raise ValueError(f"flash_bwd.cu supports head dims up to {MAX_HEAD_DIM}; got d = {d}, dv = {dv} ({shapes})")
+    check_num_warps("flash_bwd", num_warps)
+    H32, Nq32, Nk32, d32, dv32 = int32_sizes("flash_bwd", shapes, H=H, Nq=Nq, Nk=Nk, d=d, dv=dv)
     dtype = q.dtype
     q32, k32, v32, o32, do32 = (xp.ascontiguousarray(a, xp.float32).reshape(B * H, a.shape[2], a.shape[3])
                                 for a in (q, k, v, o, do))
@@ -83,15 +87,19 @@ def run_flash_backward(kernels, q, k, v, o, lse, do, causal=False, scale=None, k
     dV = xp.full((B * H, Nk, dv), xp.nan, xp.float32)
     has_padding = key_padding_mask is not None
     padding = (xp.ascontiguousarray(key_padding_mask, xp.uint8) if has_padding else xp.zeros(1, xp.uint8))
-    configs = backward_launch_configs(B, H, Nq, Nk, d, dv, num_warps)
-    sizes = (np.int32(H), np.int32(Nq), np.int32(Nk), np.int32(d), np.int32(dv),
-             np.float32(scale), np.int32(bool(causal)), np.int32(has_padding))
-    arguments = {"flash_bwd_preprocess": (o32, do32, D, np.int32(Nq), np.int32(dv)),
-                 "flash_bwd_dkdv": (q32, k32, v32, do32, lse32, D, padding, dK, dV, *sizes),
-                 "flash_bwd_dq": (q32, k32, v32, do32, lse32, D, padding, dQ, *sizes)}
-    for name in KERNEL_NAMES:  # preprocess first: dkdv and dq read D
-        grid, block, shared_mem = configs[name]
-        launch(kernels[name], grid, block, arguments[name], shared_mem, **launch_options)
+    sizes = (H32, Nq32, Nk32, d32, dv32, np.float32(scale), np.int32(bool(causal)), np.int32(has_padding))
+    sync = debug_sync(xp)
+    max_heads = min(device_limits(kernels[name]).max_grid[1] for name in KERNEL_NAMES)
+    for b0, b1 in batch_chunks(B, H, max_heads):  # B*H > 65535: several launches of each kernel
+        h = slice(b0 * H, b1 * H)
+        pad = padding[b0:b1] if has_padding else padding
+        configs = backward_launch_configs(b1 - b0, H, Nq, Nk, d, dv, num_warps)
+        arguments = {"flash_bwd_preprocess": (o32[h], do32[h], D[h], Nq32, dv32),
+                     "flash_bwd_dkdv": (q32[h], k32[h], v32[h], do32[h], lse32[h], D[h], pad, dK[h], dV[h], *sizes),
+                     "flash_bwd_dq": (q32[h], k32[h], v32[h], do32[h], lse32[h], D[h], pad, dQ[h], *sizes)}
+        for name in KERNEL_NAMES:  # preprocess first: dkdv and dq read D
+            grid, block, shared_mem = configs[name]
+            launch(kernels[name], grid, block, arguments[name], shared_mem, name, shapes, sync, **launch_options)
     return (dQ.reshape(B, H, Nq, d).astype(dtype, copy=False), dK.reshape(B, H, Nk, d).astype(dtype, copy=False),
             dV.reshape(B, H, Nk, dv).astype(dtype, copy=False))
 

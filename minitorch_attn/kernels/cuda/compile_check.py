@@ -1,6 +1,7 @@
 """Compile every kernels/cuda/*.cu with NVRTC exactly as CuPy does, for sm_80 and sm_90, and check resources.
 
     python -m minitorch_attn.kernels.cuda.compile_check        # prints the table; exit status 1 on a problem
+    python -m minitorch_attn.kernels.cuda.compile_check --json resources.json   # also the rows, as JSON
 
 Options: CuPy's (`--std=c++17 -ftz=true --device-as-default-execution-space`) plus `-arch=sm_XX` and
 `--ptxas-options=-v`, whose report gives registers, stack frame, spills and static shared memory per kernel.
@@ -8,10 +9,16 @@ Fails on: a compile error, any spill store or load, a nonzero stack frame (per-t
 local memory, e.g. a loop over `acc[]` that was not unrolled), or more than REGISTER_BUDGET registers.
 No GPU needed: NVRTC is a library (see nvrtc.py). Dynamic shared memory is set at launch; the table shows
 what the launcher asks for at the largest head dim (d = dv = 128). Lesson 11's progression/*.cu are checked too.
+A second table gives, per kernel and arch, the default launch's threads and shared memory per block at d = 64 and
+128 and the blocks / warps per SM they allow with these registers (occupancy.py, CUDA's occupancy rules): the
+numbers a first GPU run is read against (benchmarks/gpu_check.py prints the device's own beside them).
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -21,8 +28,14 @@ from .backward import dkdv_launch_config, dq_launch_config, preprocess_launch_co
 from .cupy_backend import wmma_launch_config
 from .forward import MAX_HEAD_DIM, forward_launch_config
 from .nvrtc import NvrtcError, compile_cubin, version
-from .progression import BLOCK_N, DV_CHUNK
+from .occupancy import FORMULA, estimate
 from .progression import HERE as PROGRESSION_DIR
+from .progression import (
+    NAIVE_TILE,
+    ONLINE_ROWS_PER_BLOCK,
+    SOFTMAX_ROWS_PER_BLOCK,
+    shared_tiles_launch_config,
+)
 
 ARCHS = ("sm_80", "sm_90")
 # 64 registers x 128 threads per block: up to 8 blocks (32 warps, half of the 64 an SM can hold) per SM
@@ -40,21 +53,33 @@ _FRAME_RE = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+
 _REGS_RE = re.compile(r"Used (\d+) registers")
 _SMEM_RE = re.compile(r"(\d+) bytes smem")
 
-# Dynamic shared memory each kernel is launched with at d = dv = MAX_HEAD_DIM (bytes).
-DYNAMIC_SHARED = {
-    "flash_fwd": forward_launch_config(1, 1, 1, MAX_HEAD_DIM, MAX_HEAD_DIM)[2],
-    "flash_bwd_preprocess": preprocess_launch_config(1, 1, 1, MAX_HEAD_DIM)[2],
-    "flash_bwd_dkdv": dkdv_launch_config(1, 1, 1, MAX_HEAD_DIM, MAX_HEAD_DIM)[2],
-    "flash_bwd_dq": dq_launch_config(1, 1, 1, MAX_HEAD_DIM, MAX_HEAD_DIM)[2],
-    "flash_fwd_wmma": wmma_launch_config(1, 1, 1, MAX_HEAD_DIM, MAX_HEAD_DIM)[2],
+def _geometry(config):
+    grid, block, shared_mem = config
+    return math.prod(block), shared_mem
+
+
+def _naive_tile(d):
+    return NAIVE_TILE * NAIVE_TILE, 0
+
+
+# How each kernel is launched by default at head dim d = dv (threads per block, dynamic shared memory bytes):
+# from the launchers themselves, so the table follows them.
+LAUNCH_SHAPES = {
+    "flash_fwd": lambda d: _geometry(forward_launch_config(1, 1, 1, d, d)),
+    "flash_bwd_preprocess": lambda d: _geometry(preprocess_launch_config(1, 1, 1, d)),
+    "flash_bwd_dkdv": lambda d: _geometry(dkdv_launch_config(1, 1, 1, d, d)),
+    "flash_bwd_dq": lambda d: _geometry(dq_launch_config(1, 1, 1, d, d)),
+    "flash_fwd_wmma": lambda d: _geometry(wmma_launch_config(1, 1, 1, d, d)),
+    # Lesson 11's kernel progression (progression/*.cu) is checked too, by the same rules.
+    "naive_scores": _naive_tile, "naive_pv": _naive_tile,
+    "softmax_rows": lambda d: (32 * SOFTMAX_ROWS_PER_BLOCK, 0),
+    "online_row": lambda d: (ONLINE_ROWS_PER_BLOCK, 0),
+    "shared_tiles": lambda d: _geometry(shared_tiles_launch_config(1, 1, d, d)),
 }
-
-
-# Lesson 11's kernel progression (progression/*.cu) is checked too, by the same rules. Only step 03 uses dynamic
-# shared memory: a K tile (BLOCK_N x d) and a V tile (BLOCK_N x DV_CHUNK), float32.
+OCCUPANCY_DIMS = (64, MAX_HEAD_DIM)  # the head dims the occupancy estimate is given for
+# Dynamic shared memory each kernel is launched with at d = dv = MAX_HEAD_DIM (bytes).
+DYNAMIC_SHARED = {name: shape(MAX_HEAD_DIM)[1] for name, shape in LAUNCH_SHAPES.items()}
 PROGRESSION_SOURCES = sorted(PROGRESSION_DIR.glob("*.cu"))
-DYNAMIC_SHARED.update({"naive_scores": 0, "softmax_rows": 0, "naive_pv": 0, "online_row": 0,
-                       "shared_tiles": (BLOCK_N * MAX_HEAD_DIM + BLOCK_N * DV_CHUNK) * 4})
 
 
 def parse_ptxas_log(log: str) -> list[dict]:
@@ -117,16 +142,54 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def occupancy_rows(rows: list[dict], dims=OCCUPANCY_DIMS) -> list[dict]:
+    """Per kernel and arch: the default launch's threads and shared memory at each head dim, and the estimated
+    blocks / warps / occupancy per SM from the compile check's registers (occupancy.py states the formula)."""
+    out = []
+    for r in rows:
+        shape = LAUNCH_SHAPES.get(r["kernel"])
+        if shape is None or r["registers"] < 1:
+            continue
+        for d in dims:
+            threads, dynamic = shape(d)
+            est = estimate(r["registers"], threads, r["static_smem"] + dynamic, r["arch"])
+            out.append({"file": r["file"], "kernel": r["kernel"], "arch": r["arch"], "d": d,
+                        "registers": r["registers"], "threads": threads, "smem": r["static_smem"] + dynamic,
+                        "blocks_per_sm": est["blocks"], "warps_per_sm": est["warps"],
+                        "occupancy": round(est["occupancy"], 4), "limit": est["limit"]})
+    return out
+
+
+def format_occupancy(rows: list[dict]) -> str:
+    head = ("kernel", "arch", "d", "regs", "threads/block", "smem/block B", "blocks/SM", "warps/SM", "occupancy",
+            "limited by")
+    body = [(r["kernel"], r["arch"], r["d"], r["registers"], r["threads"], r["smem"], r["blocks_per_sm"],
+             r["warps_per_sm"], f"{100 * r['occupancy']:.1f}%", r["limit"]) for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in (head, *body)]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="also write the resource and occupancy rows to this file")
+    args = parser.parse_args(argv)
     major, minor = version()
     print(f"NVRTC {major}.{minor}; options as CuPy: --std=c++17 -ftz=true --device-as-default-execution-space "
           f"-arch=<{', '.join(ARCHS)}> --ptxas-options=-v; register budget {REGISTER_BUDGET}"
           + "".join(f", {name}: {budget}" for name, budget in KERNEL_REGISTER_BUDGETS.items()))
     rows, problems = check()
     print(format_table(rows))
+    occupancy = occupancy_rows(rows)
+    print(f"\nOccupancy estimate of the default launches (occupancy.py): {FORMULA}")
+    print(format_occupancy(occupancy))
     for problem in problems:
         print("FAIL:", problem)
     print("compile check:", "FAILED" if problems else "passed")
+    if args.json:
+        args.json.write_text(json.dumps({"nvrtc": f"{major}.{minor}", "formula": FORMULA, "resources": rows,
+                                         "occupancy": occupancy, "problems": problems}, indent=1))
     return 1 if problems else 0
 
 

@@ -32,7 +32,8 @@ import numpy as np
 
 from ..common import check_inputs
 from . import SOURCE_DIR
-from .forward import array_module, launch, run_flash_forward, shape_only
+from .forward import array_module, run_flash_forward, shape_only
+from .launch import batch_chunks, debug_sync, describe, device_limits, int32_sizes, launch
 from .nvrtc import CUPY_OPTIONS
 
 # passed to cupy.RawModule: what compile_check.py compiles with. CuPy appends -arch=sm_XX for the device and
@@ -145,10 +146,12 @@ def run_flash_forward_wmma(kernel, q, k, v, causal=False, scale=None, key_paddin
     _, _, _, scale, _ = check_inputs(*stand_ins, scale, shape_only(key_padding_mask))
     B, H, Nq, d = q.shape
     Nk, dv = v.shape[2], v.shape[3]
+    shapes = describe(q=q, k=k, v=v, key_padding_mask=key_padding_mask) + f", causal={bool(causal)}"
     if d % 16 or dv % 16 or d > WMMA_MAX_HEAD_DIM or dv > WMMA_MAX_HEAD_DIM:
         raise ValueError(f"flash_fwd_wmma.cu needs head dims that are multiples of 16, at most {WMMA_MAX_HEAD_DIM} "
-                         f"(tensor-core tiles are 16 wide); got d = {d}, dv = {dv} (q {q.shape}, v {v.shape}). "
+                         f"(tensor-core tiles are 16 wide); got d = {d}, dv = {dv} ({shapes}). "
                          "Use variant='fp32' for other sizes.")
+    sizes = int32_sizes("flash_fwd_wmma", shapes, H=H, Nq=Nq, Nk=Nk, d=d, dv=dv)
     out_dtype = np.float64 if q.dtype == np.float64 else np.float32
     halves = []
     for name, a in (("q", q), ("k", k), ("v", v)):
@@ -164,10 +167,15 @@ def run_flash_forward_wmma(kernel, q, k, v, causal=False, scale=None, key_paddin
     lse = xp.full((B * H, Nq), xp.nan, xp.float32)
     has_padding = key_padding_mask is not None
     padding = xp.ascontiguousarray(key_padding_mask, xp.uint8) if has_padding else xp.zeros(1, xp.uint8)
-    grid, block, shared_mem = wmma_launch_config(B, H, Nq, d, dv)
-    args = (*halves, padding, o, lse, np.int32(H), np.int32(Nq), np.int32(Nk), np.int32(d), np.int32(dv),
-            np.float32(scale), np.int32(bool(causal)), np.int32(has_padding))
-    launch(kernel, grid, block, args, shared_mem, **launch_options)
+    sync = debug_sync(xp)
+    # B*H > 65535: several launches. A slice starts bh0 * N * d halves in, a multiple of 16 (d % 16 == 0):
+    # the slices stay aligned for the kernel's 4-byte loads.
+    for b0, b1 in batch_chunks(B, H, device_limits(kernel).max_grid[1]):
+        heads = slice(b0 * H, b1 * H)
+        grid, block, shared_mem = wmma_launch_config(b1 - b0, H, Nq, d, dv)
+        args = (*(h[heads] for h in halves), padding[b0:b1] if has_padding else padding, o[heads], lse[heads],
+                *sizes, np.float32(scale), np.int32(bool(causal)), np.int32(has_padding))
+        launch(kernel, grid, block, args, shared_mem, "flash_fwd_wmma", shapes, sync, **launch_options)
     return (o.reshape(B, H, Nq, dv).astype(out_dtype, copy=False),
             lse.reshape(B, H, Nq).astype(out_dtype, copy=False))
 

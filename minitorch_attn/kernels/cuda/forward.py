@@ -20,6 +20,7 @@ import numpy as np
 
 from ..common import check_inputs
 from . import SOURCE_DIR
+from .launch import batch_chunks, debug_sync, describe, device_limits, int32_sizes, launch
 
 WARP_SIZE = 32
 BLOCK_N = 32  # Bc, must match flash_fwd.cu
@@ -49,12 +50,6 @@ def shape_only(a):
     return None if a is None else np.broadcast_to(np.zeros((), a.dtype), a.shape)
 
 
-def launch(kernel, grid, block, args, shared_mem, **launch_options):
-    """Launch unless the grid is empty (Nq = 0, Nk = 0 or B * H = 0): a GPU refuses a zero-sized grid."""
-    if all(grid):
-        kernel(grid, block, args, shared_mem=shared_mem, **launch_options)
-
-
 def run_flash_forward(kernel, q, k, v, causal=False, scale=None, key_padding_mask=None, num_warps=NUM_WARPS,
                       xp=None, **launch_options):
     """Check the arguments, launch `kernel` (a flash_fwd with CuPy's call shape) and return (o, lse).
@@ -67,8 +62,11 @@ def run_flash_forward(kernel, q, k, v, causal=False, scale=None, key_padding_mas
     _, _, _, scale, _ = check_inputs(*map(shape_only, (q, k, v)), scale, shape_only(key_padding_mask))
     B, H, Nq, d = q.shape
     Nk, dv = v.shape[2], v.shape[3]
+    shapes = describe(q=q, k=k, v=v, key_padding_mask=key_padding_mask) + f", causal={bool(causal)}"
     if d > MAX_HEAD_DIM or dv > MAX_HEAD_DIM:
-        raise ValueError(f"flash_fwd.cu supports head dims up to {MAX_HEAD_DIM}; got d = {d}, dv = {dv}")
+        raise ValueError(f"flash_fwd.cu supports head dims up to {MAX_HEAD_DIM}; got d = {d}, dv = {dv} ({shapes})")
+    check_num_warps("flash_fwd", num_warps)
+    sizes = int32_sizes("flash_fwd", shapes, H=H, Nq=Nq, Nk=Nk, d=d, dv=dv)
     dtype = q.dtype
     q32, k32, v32 = (xp.ascontiguousarray(a, xp.float32).reshape(B * H, a.shape[2], a.shape[3])
                      for a in (q, k, v))
@@ -76,11 +74,21 @@ def run_flash_forward(kernel, q, k, v, causal=False, scale=None, key_padding_mas
     lse = xp.full((B * H, Nq), xp.nan, xp.float32)
     has_padding = key_padding_mask is not None
     padding = (xp.ascontiguousarray(key_padding_mask, xp.uint8) if has_padding else xp.zeros(1, xp.uint8))
-    grid, block, shared_mem = forward_launch_config(B, H, Nq, d, dv, num_warps)
-    args = (q32, k32, v32, padding, o, lse, np.int32(H), np.int32(Nq), np.int32(Nk), np.int32(d),
-            np.int32(dv), np.float32(scale), np.int32(bool(causal)), np.int32(has_padding))
-    launch(kernel, grid, block, args, shared_mem, **launch_options)
+    sync = debug_sync(xp)
+    for b0, b1 in batch_chunks(B, H, device_limits(kernel).max_grid[1]):  # B*H > 65535: several launches
+        heads = slice(b0 * H, b1 * H)
+        grid, block, shared_mem = forward_launch_config(b1 - b0, H, Nq, d, dv, num_warps)
+        args = (q32[heads], k32[heads], v32[heads], padding[b0:b1] if has_padding else padding, o[heads],
+                lse[heads], *sizes, np.float32(scale), np.int32(bool(causal)), np.int32(has_padding))
+        launch(kernel, grid, block, args, shared_mem, "flash_fwd", shapes, sync, **launch_options)
     return o.reshape(B, H, Nq, dv).astype(dtype, copy=False), lse.reshape(B, H, Nq).astype(dtype, copy=False)
+
+
+def check_num_warps(name: str, num_warps: int):
+    """Warps per block: 1 to 32 (a block holds at most 1024 threads)."""
+    if not (isinstance(num_warps, (int, np.integer)) and 1 <= num_warps <= 32):
+        raise ValueError(f"{name}: num_warps must be an int from 1 to 32 (blocks of 32 * num_warps <= 1024 threads); "
+                         f"got {num_warps!r}")
 
 
 @cache

@@ -31,6 +31,10 @@ What it checks, beyond the values the kernel computes (outside sanitizer builds)
 - Every array argument is copied into a buffer with 4 KiB red zones on both sides filled with 0xff bytes:
   reads past either end give NaN (float32/float64) or -1; a write into a red zone raises `KernelError`.
 - Dynamic shared memory is filled with 0xff (NaN) before each block; a write past its end raises.
+- The launch geometry against an H100's limits (kernels/cuda/launch.py, SM90): gridDim.y and .z at most 65535,
+  x at most 2^31 - 1, blocks of at most 1024 threads (fewer with the kernel's __launch_bounds__, whose first
+  argument the compiler evaluates), dynamic shared memory at most `max_dynamic_shared_size_bytes` (48 KiB
+  until a launcher raises it, as cudaFuncAttributeMaxDynamicSharedMemorySize on a GPU; at most 227 KiB).
 - Each argument is checked against the kernel's real parameter types (from the compiler): arrays for
   pointers, and scalars of the exact size and kind. Like CuPy, a Python int counts as an 8-byte integer
   and a Python float as a double, so `int` / `float` parameters need numpy.int32 / numpy.float32.
@@ -65,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..launch import DEFAULT_DYNAMIC_SHARED, SM90
 from .trace import EVENT_DTYPE, Trace
 
 HERE = Path(__file__).resolve().parent
@@ -79,7 +84,7 @@ RED_ZONE = 4096  # bytes on each side of every array argument
 POISON = 0xFF
 MAX_THREADS_PER_BLOCK = 1024
 
-_KERNEL_RE = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\([^)]*\)\s+)?void\s+(\w+)\s*\(')
+_KERNEL_RE = re.compile(r'extern\s+"C"\s+__global__\s+(?:__launch_bounds__\(([^)]*)\)\s+)?void\s+(\w+)\s*\(')
 _DYNAMIC_SHARED_RE = re.compile(
     r"extern\s+__shared__\s+(?:__align__\(\s*\d+\s*\)\s+)?([A-Za-z_][\w\s]*?)\s*([A-Za-z_]\w*)\s*\[\s*\]\s*;")
 _KINDS = {0: "pointer", 1: "signed integer", 2: "unsigned integer", 3: "floating-point value", 4: "value"}
@@ -115,7 +120,8 @@ def sanitizer_runtime(sanitizer: str) -> str:
 
 def translation_unit(source: str, filename: str = "kernel.cu") -> tuple[str, list[str]]:
     """The C++ that g++ compiles for `source`, and the names of its `extern "C" __global__` kernels."""
-    names = _KERNEL_RE.findall(source)
+    found = _KERNEL_RE.findall(source)  # (launch bounds or "", name)
+    names = [name for _, name in found]
     if not names:
         raise ValueError('no `extern "C" __global__ void name(...)` kernel found in the source')
     rewritten = _DYNAMIC_SHARED_RE.sub(
@@ -123,7 +129,9 @@ def translation_unit(source: str, filename: str = "kernel.cu") -> tuple[str, lis
         source)
     parts = ['#include "cuda_builtins.h"', '#include "runtime.cpp"', f'#line 1 "{filename}"', rewritten,
              "// trampolines called by launcher.py"]
-    for name in names:
+    for bounds, name in found:
+        max_threads = bounds.split(",")[0].strip() or str(MAX_THREADS_PER_BLOCK)  # the C++ compiler evaluates it
+        parts.append(f'extern "C" int cpu_max_threads_{name}() {{ return (int)({max_threads}); }}')
         parts.append(
             f'extern "C" int cpu_launch_{name}(void** args, const unsigned* grid, const unsigned* block, '
             f"size_t shared_bytes, uint64_t seed, double timeout, void* log, char* error, size_t error_size) {{\n"
@@ -218,7 +226,13 @@ class CpuModule:
 
 
 class CpuKernel:
-    """One kernel of a CpuModule: `kernel(grid, block, args, shared_mem=0, seed=None, timeout=None)`."""
+    """One kernel of a CpuModule: `kernel(grid, block, args, shared_mem=0, seed=None, timeout=None)`.
+
+    It refuses what an H100 refuses (`device_limits`, kernels/cuda/launch.py): grid and block dimensions over
+    their limits, more threads than `max_threads_per_block` (1024, or the kernel's __launch_bounds__), more
+    dynamic shared memory than `max_dynamic_shared_size_bytes` (48 KiB until raised, as on a GPU)."""
+
+    device_limits = SM90
 
     def __init__(self, module: CpuModule, name: str):
         self.module, self.name = module, name
@@ -227,10 +241,27 @@ class CpuKernel:
         self._launch.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint),
                                  ctypes.POINTER(ctypes.c_uint), ctypes.c_size_t, ctypes.c_uint64,
                                  ctypes.c_double, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t]
+        max_threads = getattr(module._lib, f"cpu_max_threads_{name}")
+        max_threads.restype = ctypes.c_int
+        self.max_threads_per_block = min(MAX_THREADS_PER_BLOCK, int(max_threads()))  # __launch_bounds__, as CuPy's
+        self._max_dynamic_shared = DEFAULT_DYNAMIC_SHARED
         describe = getattr(module._lib, f"cpu_params_{name}")
         kinds, sizes = (ctypes.c_int * 64)(), (ctypes.c_int * 64)()
         n = describe(kinds, sizes, 64)
         self.params = [(kinds[i], sizes[i]) for i in range(n)]  # (kind, size in bytes) per parameter
+
+    @property
+    def max_dynamic_shared_size_bytes(self) -> int:
+        """cudaFuncAttributeMaxDynamicSharedMemorySize, as CuPy's RawKernel has it: 48 KiB until raised."""
+        return self._max_dynamic_shared
+
+    @max_dynamic_shared_size_bytes.setter
+    def max_dynamic_shared_size_bytes(self, nbytes: int):
+        if not 0 <= int(nbytes) <= self.device_limits.max_shared_optin:
+            raise KernelError(f"{self.name}: max_dynamic_shared_size_bytes = {int(nbytes)} is over the "
+                              f"{self.device_limits.name} opt-in limit of {self.device_limits.max_shared_optin} B "
+                              "(a GPU answers cudaErrorInvalidValue)")
+        self._max_dynamic_shared = int(nbytes)
 
     def _scalar_bytes(self, i: int, kind: int, size: int, value) -> bytes:
         if isinstance(value, (bool, np.bool_)):
@@ -301,9 +332,21 @@ class CpuKernel:
         if min(grid) < 1 or min(block) < 1:
             raise KernelError(f"{self.name}: grid {grid} and block {block} need every dimension >= 1 "
                               f"(a GPU refuses an empty launch)")
-        if int(np.prod(block)) > MAX_THREADS_PER_BLOCK:
-            raise KernelError(f"{self.name}: block {block} has {int(np.prod(block))} threads; a GPU allows at "
-                              f"most {MAX_THREADS_PER_BLOCK}")
+        limits, refused = self.device_limits, "a GPU refuses this launch (CUDA_ERROR_INVALID_VALUE)"
+        for what, dims, most in (("grid", grid, limits.max_grid), ("block", block, limits.max_block)):
+            for axis, n, m in zip("xyz", dims, most):
+                if n > m:
+                    raise KernelError(f"{self.name}: {what}Dim.{axis} = {n} is over the {limits.name} limit of {m} "
+                                      f"(grid {grid}, block {block}): {refused}")
+        if int(np.prod(block)) > self.max_threads_per_block:
+            raise KernelError(f"{self.name}: block {block} has {int(np.prod(block))} threads; this kernel allows at "
+                              f"most {self.max_threads_per_block} (a block holds at most {MAX_THREADS_PER_BLOCK}, and "
+                              f"__launch_bounds__ may say fewer): {refused}")
+        if int(shared_mem) > self.max_dynamic_shared_size_bytes:
+            raise KernelError(f"{self.name}: {int(shared_mem)} B of dynamic shared memory is over the kernel's "
+                              f"max_dynamic_shared_size_bytes = {self.max_dynamic_shared_size_bytes} B; {refused} "
+                              f"unless cudaFuncAttributeMaxDynamicSharedMemorySize is raised first (up to "
+                              f"{limits.max_shared_optin} B on {limits.name}): kernels/cuda/launch.py does that")
         if len(args) != len(self.params):
             raise KernelError(f"{self.name} takes {len(self.params)} arguments; got {len(args)}")
         lib, exact = self.module._lib, self.module.sanitizer is not None

@@ -43,7 +43,8 @@ import numpy as np
 
 from ...common import check_inputs
 from .. import SOURCE_DIR
-from ..forward import array_module, launch, run_flash_forward, shape_only
+from ..forward import array_module, run_flash_forward, shape_only
+from ..launch import batch_chunks, debug_sync, describe, device_limits, int32_sizes, launch
 
 HERE = Path(__file__).resolve().parent
 WARP_SIZE = 32
@@ -83,23 +84,31 @@ def _cdiv(a: int, b: int) -> int:
     return (a + b - 1) // b
 
 
+def _launch_kw(options: dict) -> dict:
+    """A step's launch options for `launch`: `described` (the call's shapes) becomes `shapes`."""
+    kw = dict(options)
+    kw["shapes"] = kw.pop("described", "")
+    return kw
+
+
 def _launch_naive(get_kernel, q, k, v, o, lse, shapes, scale, causal, xp, **options):
     BH, Nq, Nk, d, dv = shapes
     path = STEP_BY_NUMBER["01"].path
-    s = xp.full((BH, Nq, Nk), xp.nan, xp.float32)  # the N x N scratch this step is about
     tile = (NAIVE_TILE, NAIVE_TILE)
+    Nq32, Nk32, d32, dv32, rows32 = int32_sizes("01_naive.cu", options.get("described", ""), Nq=Nq, Nk=Nk, d=d,
+                                                dv=dv, rows=BH * Nq)  # softmax_rows numbers the rows of all heads
+    s = xp.full((BH, Nq, Nk), xp.nan, xp.float32)  # the N x N scratch this step is about
     launch(get_kernel(path, "naive_scores"), (_cdiv(Nk, NAIVE_TILE), _cdiv(Nq, NAIVE_TILE), BH), tile,
-           (q, k, s, np.int32(Nq), np.int32(Nk), np.int32(d), np.float32(scale), np.int32(causal)), 0, **options)
-    rows = BH * Nq
-    launch(get_kernel(path, "softmax_rows"), (_cdiv(rows, SOFTMAX_ROWS_PER_BLOCK),),
-           (WARP_SIZE * SOFTMAX_ROWS_PER_BLOCK,), (s, lse, np.int32(rows), np.int32(Nk)), 0, **options)
+           (q, k, s, Nq32, Nk32, d32, np.float32(scale), np.int32(causal)), 0, "naive_scores", **_launch_kw(options))
+    launch(get_kernel(path, "softmax_rows"), (_cdiv(BH * Nq, SOFTMAX_ROWS_PER_BLOCK),),
+           (WARP_SIZE * SOFTMAX_ROWS_PER_BLOCK,), (s, lse, rows32, Nk32), 0, "softmax_rows", **_launch_kw(options))
     launch(get_kernel(path, "naive_pv"), (_cdiv(dv, NAIVE_TILE), _cdiv(Nq, NAIVE_TILE), BH), tile,
-           (s, v, o, np.int32(Nq), np.int32(Nk), np.int32(dv)), 0, **options)
+           (s, v, o, Nq32, Nk32, dv32), 0, "naive_pv", **_launch_kw(options))
 
 
-def _row_args(q, k, v, o, lse, shapes, scale, causal):
+def _row_args(q, k, v, o, lse, shapes, scale, causal, name, described=""):
     BH, Nq, Nk, d, dv = shapes
-    return (q, k, v, o, lse, np.int32(Nq), np.int32(Nk), np.int32(d), np.int32(dv), np.float32(scale),
+    return (q, k, v, o, lse, *int32_sizes(name, described, Nq=Nq, Nk=Nk, d=d, dv=dv), np.float32(scale),
             np.int32(causal))
 
 
@@ -107,7 +116,8 @@ def _launch_online_row(get_kernel, q, k, v, o, lse, shapes, scale, causal, xp, *
     BH, Nq, Nk, d, dv = shapes
     grid = (_cdiv(Nq, ONLINE_ROWS_PER_BLOCK), BH, _cdiv(dv, DV_CHUNK))
     launch(get_kernel(STEP_BY_NUMBER["02"].path, "online_row"), grid, (ONLINE_ROWS_PER_BLOCK,),
-           _row_args(q, k, v, o, lse, shapes, scale, causal), 0, **options)
+           _row_args(q, k, v, o, lse, shapes, scale, causal, "online_row", options.get("described", "")), 0,
+           "online_row", **_launch_kw(options))
 
 
 def shared_tiles_launch_config(BH: int, Nq: int, d: int, dv: int, Br: int = SHARED_TILES_BR):
@@ -129,7 +139,8 @@ def _launch_shared_tiles(get_kernel, q, k, v, o, lse, shapes, scale, causal, xp,
         raise ValueError(f"03_shared_tiles.cu is compiled for blocks of at most {SHARED_TILES_MAX_BR} threads "
                          f"(__launch_bounds__); the launch config asks for block = {block}")
     launch(get_kernel(STEP_BY_NUMBER["03"].path, "shared_tiles"), grid, block,
-           _row_args(q, k, v, o, lse, shapes, scale, causal), shared_mem, **options)
+           _row_args(q, k, v, o, lse, shapes, scale, causal, "shared_tiles", options.get("described", "")), shared_mem,
+           "shared_tiles", **_launch_kw(options))
 
 
 STEPS: tuple[Step, ...] = (
@@ -179,13 +190,20 @@ def run(step_, get_kernel, q, k, v, causal=False, scale=None, **launch_options):
     if s.launch is None:  # step 04 is the library kernel: its own launcher, the same for every caller
         return run_flash_forward(get_kernel(s.path, "flash_fwd"), q, k, v, causal, scale, None, xp=xp,
                                  **launch_options)
+    shapes = describe(q=q, k=k, v=v) + f", causal={bool(causal)}, step {s.number}"
+    # refused before anything is allocated; step 01's softmax numbers the rows of all heads in one int
+    int32_sizes(s.file, shapes, Nq=Nq, Nk=Nk, d=d, dv=dv, **({"rows": B * H * Nq} if s.number == "01" else {}))
     dtype = q.dtype
     q32, k32, v32 = (xp.ascontiguousarray(a, xp.float32).reshape(B * H, a.shape[2], a.shape[3])
                      for a in (q, k, v))
     o = xp.full((B * H, Nq, dv), xp.nan, xp.float32)  # NaN: a row a kernel forgets to write shows up
     lse = xp.full((B * H, Nq), xp.nan, xp.float32)
-    s.launch(get_kernel, q32, k32, v32, o, lse, (B * H, Nq, Nk, d, dv), scale, bool(causal), xp,
-             **launch_options)
+    first = get_kernel(s.path, s.kernels[0])
+    # B*H in gridDim.y (02, 03) or gridDim.z (01), at most 65535: above it, one launch per range of heads
+    for h0, h1 in batch_chunks(B * H, 1, min(device_limits(first).max_grid[1:])):
+        h = slice(h0, h1)
+        s.launch(get_kernel, q32[h], k32[h], v32[h], o[h], lse[h], (h1 - h0, Nq, Nk, d, dv), scale, bool(causal), xp,
+                 described=shapes, sync=debug_sync(xp), **launch_options)
     return o.reshape(B, H, Nq, dv).astype(dtype, copy=False), lse.reshape(B, H, Nq).astype(dtype, copy=False)
 
 

@@ -1,0 +1,62 @@
+"""Numba's vector width (autograd/_threading.prefer_wide_vectors): 512-bit vectors on AVX-512 CPUs, the user's
+choice kept, a clear error for a bad setting. Each case runs in a fresh interpreter: the choice is made once
+per process, before the first compile."""
+
+import json
+import os
+import subprocess
+import sys
+
+import llvmlite.binding as llvm
+import pytest
+
+HOST_HAS_AVX512 = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
+
+PROBE = ("import json; from minitorch_attn.kernels import fastexp; import numba; "
+         "from minitorch_attn.autograd._threading import numba_target; "
+         "print(json.dumps(dict(numba_target(), features=numba.config.CPU_FEATURES)))")
+
+
+def _probe(**env):
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU", "MTA_NUMBA"))}
+    full.update(env)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=full, capture_output=True, text=True, timeout=120)
+    return out
+
+
+def test_default_prefers_512_bit_vectors_exactly_when_the_cpu_has_avx512():
+    out = _probe()
+    assert out.returncode == 0, out.stderr
+    target = json.loads(out.stdout)
+    assert target["prefer_256_bit_off"] == HOST_HAS_AVX512, (
+        f"host AVX-512F: {HOST_HAS_AVX512}, but Numba compiles with {target['vectors']!r}: 512-bit vectors "
+        "must be preferred on AVX-512 CPUs and nothing changed elsewhere")
+    if not HOST_HAS_AVX512:
+        assert target["features"] is None, "a CPU without AVX-512 must keep Numba's own host features"
+
+
+def test_opt_out_and_the_users_own_numba_settings_win():
+    llvm_only = json.loads(_probe(MTA_NUMBA_VECTORS="llvm").stdout)
+    assert not llvm_only["prefer_256_bit_off"] and llvm_only["vectors"].startswith("llvm")
+    generic = json.loads(_probe(NUMBA_CPU_NAME="generic").stdout)
+    assert generic["llvm_cpu"] == "generic" and not generic["prefer_256_bit_off"], (
+        "NUMBA_CPU_NAME set by the user (the perturbed-numerics CI pass sets 'generic') must be left alone")
+
+
+def test_a_bad_setting_is_refused_with_the_allowed_values():
+    out = _probe(MTA_NUMBA_VECTORS="wide")
+    assert out.returncode != 0
+    assert "MTA_NUMBA_VECTORS='wide'" in out.stderr and "'auto'" in out.stderr and "'llvm'" in out.stderr
+
+
+@pytest.mark.skipif(not HOST_HAS_AVX512, reason="needs an AVX-512 CPU: there is no 512-bit code to look for")
+def test_the_tile_matmul_really_uses_512_bit_registers(tmp_path):
+    code = ("import numpy as np; from minitorch_attn.kernels.tile_matmul import matmul_tile; "
+            "a = np.ones((16, 16), np.float32); c = np.zeros((16, 64), np.float32); b = np.ones((16, 64), np.float32); "
+            "matmul_tile(c, a, b, 0, 16, 64, 16, False); "
+            "asm = next(iter(matmul_tile.inspect_asm().values())); print(asm.count('zmm'))")
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CPU", "MTA_NUMBA"))}
+    full["NUMBA_CACHE_DIR"] = str(tmp_path)  # compiled afresh: Numba cannot show the assembly of cached code
+    out = subprocess.run([sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.split()[-1]) > 20, "the register-blocked tile matmul should be compiled to zmm FMAs"
