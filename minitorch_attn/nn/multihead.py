@@ -30,6 +30,18 @@ SDPA's convention. torch's module returns NaN for such rows when need_weights=Tr
 `is_causal=True` adds the causal mask (query i sees keys j <= i). torch's module treats `is_causal` only
 as a hint and *requires* the matching `attn_mask`; here `is_causal=True` alone is enough, and with an
 `attn_mask` given, the mask is used as is (the hint is ignored, as in torch).
+
+Two layouts of the input projections (`packed`): torch packs Wq, Wk, Wv into one `in_proj_weight` (3E, E)
+when kdim == vdim == E, and keeps `q_proj_weight`, `k_proj_weight`, `v_proj_weight` otherwise. BERT-family
+checkpoints store query, key and value separately, so `packed=False` keeps the separate weights also when
+kdim == vdim == E (lesson 17); the bias stays torch's packed `in_proj_bias` (bq, bk, bv) in both layouts.
+The attention itself is the same code for both.
+
+Backends (`backend`, also a keyword of `forward`): the module calls `F.scaled_dot_product_attention` with
+this backend. The default "naive" materialises the weights (what `need_weights=True` needs). "tiled",
+"numba" (and "auto", which picks Numba for long sequences) run the flash kernels of lesson 10; they take
+a boolean `key_padding_mask` alone (it reaches the kernels as their key-padding mask), and raise for
+`need_weights=True`, a float mask, an `attn_mask`, `is_causal`, or dropout while training.
 """
 
 from __future__ import annotations
@@ -41,7 +53,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd.tensor import Tensor
 from ..random import default_rng
-from ..sdpa import causal_mask
+from ..sdpa import BACKENDS, causal_mask
 from .layers import Linear
 from .module import Module, Parameter
 
@@ -110,11 +122,15 @@ class MultiheadAttention(Module):
     `in_proj_bias` (3E,) when `bias`, and `out_proj` (a Linear E -> E). Initialisation as torch's
     `_reset_parameters`: xavier-uniform projections, zero biases, out_proj.weight U(-1/√E, 1/√E).
     Not supported: add_bias_kv, add_zero_attn.
+
+    Beyond torch: `packed=False` keeps separate q/k/v weights even when kdim == vdim == embed_dim (None:
+    torch's rule); `backend` is the attention backend (see the module docstring).
     """
 
     def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True,
                  kdim: int | None = None, vdim: int | None = None, batch_first: bool = True,
-                 rng: np.random.Generator | None = None, dtype=np.float32):
+                 rng: np.random.Generator | None = None, dtype=np.float32, packed: bool | None = None,
+                 backend: str = "naive"):
         super().__init__()
         if embed_dim <= 0 or num_heads <= 0:
             raise ValueError(f"MultiheadAttention: embed_dim and num_heads must be positive; got {embed_dim} "
@@ -129,10 +145,17 @@ class MultiheadAttention(Module):
         self.kdim = kdim if kdim is not None else embed_dim
         self.vdim = vdim if vdim is not None else embed_dim
         self._qkv_same_embed_dim = self.kdim == embed_dim and self.vdim == embed_dim
+        if packed and not self._qkv_same_embed_dim:
+            raise ValueError(f"MultiheadAttention: packed=True needs kdim == vdim == embed_dim = {embed_dim}; got "
+                             f"kdim={self.kdim}, vdim={self.vdim} (one (3E, E) in_proj_weight cannot hold them)")
+        self.packed = self._qkv_same_embed_dim if packed is None else bool(packed)
+        if backend not in BACKENDS:
+            raise ValueError(f"MultiheadAttention: unknown backend {backend!r}; choose one of {BACKENDS}")
+        self.backend = backend
         self.head_dim = embed_dim // num_heads
         self.dropout, self.batch_first, self.rng = dropout, batch_first, rng
         E = embed_dim
-        if self._qkv_same_embed_dim:
+        if self.packed:
             self.in_proj_weight = xavier_uniform(rng, (3 * E, E), dtype)
         else:
             self.q_proj_weight = xavier_uniform(rng, (E, E), dtype)
@@ -146,7 +169,7 @@ class MultiheadAttention(Module):
     def _projections(self):
         """(Wq, Wk, Wv, bq, bk, bv) as tensors (slices of the packed ones when they are packed)."""
         E = self.embed_dim
-        if self._qkv_same_embed_dim:
+        if self.packed:
             w = self.in_proj_weight
             ws = (w[:E], w[E : 2 * E], w[2 * E :])
         else:
@@ -156,7 +179,7 @@ class MultiheadAttention(Module):
         return ws + bs
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,
-                average_attn_weights: bool = True, is_causal: bool = False):
+                average_attn_weights: bool = True, is_causal: bool = False, backend: str | None = None):
         dtype = self.out_proj.weight.dtype  # arrays become Tensors of the module's dtype
         query, key, value = (x if isinstance(x, Tensor) else Tensor(np.asarray(x), dtype=dtype)
                              for x in (query, key, value))
@@ -188,8 +211,10 @@ class MultiheadAttention(Module):
 
         mask = self._mask(key_padding_mask, attn_mask, is_causal, B, Nq, Nk, query.dtype)
         p = self.dropout if self.training else 0.0
-        o, weights = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, rng=self.rng,
-                                                    return_weights=True)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p, rng=self.rng,
+                                           backend=backend or self.backend, return_weights=need_weights)
+        if need_weights:
+            o, weights = o
         out = self.out_proj(merge_heads(o))  # (B, Nq, E)
         if not batched:
             out = out.reshape(Nq, E)
@@ -204,8 +229,17 @@ class MultiheadAttention(Module):
         return out, weights
 
     def _mask(self, key_padding_mask, attn_mask, is_causal, B, Nq, Nk, dtype):
-        """One additive float mask (B or 1, H or 1, Nq or 1, Nk) from torch's MHA masks, or None."""
+        """One additive float mask (B or 1, H or 1, Nq or 1, Nk) from torch's MHA masks, or None; a boolean
+        key_padding_mask alone becomes SDPA's boolean (B, 1, 1, Nk) mask (True = may attend), the same numbers
+        on the naive backend and the form the flash kernels take as their key-padding mask."""
         H = self.num_heads
+        if attn_mask is None and not is_causal and key_padding_mask is not None:
+            kpm = np.asarray(getattr(key_padding_mask, "data", key_padding_mask))
+            if kpm.dtype == bool:
+                if kpm.shape != (B, Nk):
+                    raise ValueError(f"MultiheadAttention: key_padding_mask must have shape (B, Nk) = {(B, Nk)}; "
+                                     f"got {kpm.shape}")
+                return ~kpm.reshape(B, 1, 1, Nk)
         total = None
         am = _additive(attn_mask, "attn_mask", dtype)
         if am is not None:
@@ -234,5 +268,7 @@ class MultiheadAttention(Module):
 
     def extra_repr(self) -> str:
         extra = "" if self._qkv_same_embed_dim else f", kdim={self.kdim}, vdim={self.vdim}"
+        extra += "" if self.packed or not self._qkv_same_embed_dim else ", packed=False"
+        extra += "" if self.backend == "naive" else f", backend={self.backend!r}"
         return (f"embed_dim={self.embed_dim}, num_heads={self.num_heads}, dropout={self.dropout}{extra}, "
                 f"batch_first={self.batch_first}")
