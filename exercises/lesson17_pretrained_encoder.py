@@ -39,11 +39,8 @@ def layer_names(i: int) -> dict[str, tuple[str, ...]]:
     ours, theirs = f"layers.{i}.", f"encoder.layer.{i}."
     ### YOUR CODE HERE (Exercise 17.1)
     raise NotImplementedError(
-        "Exercise 17.1: layer_names — table = {our name: (checkpoint names...)}: self_attn.q/k/v_proj_weight "
-        "<- attention.self.query/key/value.weight; self_attn.in_proj_bias <- (query.bias, key.bias, "
-        "value.bias) in that order; self_attn.out_proj <- attention.output.dense; norm1 <- "
-        "attention.output.LayerNorm; linear1 <- intermediate.dense; linear2 <- output.dense; norm2 <- "
-        "output.LayerNorm (weight and bias each)"
+        "Exercise 17.1: layer_names — map each of our names in the layer to the checkpoint tensor(s) it is "
+        "made of; about 17 lines that set `table`"
     )
     ### END YOUR CODE
     return {ours + k: tuple(theirs + n for n in v) for k, v in table.items()}
@@ -65,9 +62,8 @@ def mean_pool(hidden: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
                          f"{mask.shape}")
     ### YOUR CODE HERE (Exercise 17.2)
     raise NotImplementedError(
-        "Exercise 17.2: mean_pool — m = mask as hidden's dtype, shape (B, N, 1); pooled = (hidden * "
-        "m).sum(axis=1) / np.maximum(m.sum(axis=1), 1e-9): the padded positions count neither in the sum nor "
-        "in the count"
+        "Exercise 17.2: mean_pool — average each sentence's hidden states over its real tokens only; about 4 "
+        "lines that set `pooled`"
     )
     ### END YOUR CODE
     return pooled

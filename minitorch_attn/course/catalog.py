@@ -392,16 +392,12 @@ EXERCISES: list[Exercise] = [
     Exercise(
         "17.1", "17_pretrained_encoder", "layer_names: BERT's weight names for one encoder layer", 2,
         "minitorch_attn.pretrained", "layer_names",
-        hint="table = {our name: (checkpoint names...)}: self_attn.q/k/v_proj_weight <- attention.self.query/key/"
-        "value.weight; self_attn.in_proj_bias <- (query.bias, key.bias, value.bias) in that order; "
-        "self_attn.out_proj <- attention.output.dense; norm1 <- attention.output.LayerNorm; linear1 <- "
-        "intermediate.dense; linear2 <- output.dense; norm2 <- output.LayerNorm (weight and bias each)",
+        hint="map each of our names in the layer to the checkpoint tensor(s) it is made of",
     ),
     Exercise(
         "17.2", "17_pretrained_encoder", "mean_pool: the mean over the real tokens of each sentence", 2,
         "minitorch_attn.pretrained", "mean_pool",
-        hint="m = mask as hidden's dtype, shape (B, N, 1); pooled = (hidden * m).sum(axis=1) / "
-        "np.maximum(m.sum(axis=1), 1e-9): the padded positions count neither in the sum nor in the count",
+        hint="average each sentence's hidden states over its real tokens only",
     ),
 ]
 
