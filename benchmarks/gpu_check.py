@@ -17,7 +17,10 @@ Steps, each a subprocess with its own timeout (a hung step is killed and reporte
 4. tests          tests/test_cupy_backend.py and tests/test_cuda_launch.py with MINITORCH_CUDA_SYNC=1 (a kernel
                   fault is reported by the launch that caused it); --harness: on the stand-in CuPy
                   (kernels/cuda/standin_cupy.py), so the GPU tests' code runs on the CPU harness
-5. benchmark      benchmarks/attention_gpu.py (GPU: N 512..8192, --quick: 1024 and 4096; harness: tiny), without
+5. exercises      lesson 11's graded CUDA exercise tests against the solutions, with MTA_CUDA_EXERCISES=gpu: the
+                  learner's kernels compiled by CuPy and launched on the device (course/cuda_checks.DeviceKernel);
+                  --harness: on the stand-in CuPy (--quick: the 11.1 and 11.2 tests)
+6. benchmark      benchmarks/attention_gpu.py (GPU: N 512..8192, --quick: 1024 and 4096; harness: tiny), without
                   MINITORCH_CUDA_SYNC (it times each call between two device synchronisations itself)
 Writes <out-dir>/gpu_check.json (one record per step: command, exit status, seconds, output tail, parsed
 results) and <out-dir>/gpu_check.log (everything printed). Exit status 1 if any step failed or timed out.
@@ -75,6 +78,9 @@ def steps(harness: bool, quick: bool, out: Path) -> list[tuple[str, list[str], f
     out_steps += [
         ("tests", [PY, "-m", "pytest", *plugin, *tests, *select, "-q", "-rs", "-x", "-p", "no:cacheprovider"],
          240 if quick else 420),
+        ("exercises", [PY, "-m", "pytest", *plugin, "tests/exercises/test_lesson11_flash_cuda.py", "--target=solutions",
+                       *(["-k", "softmax_rows or online_row"] if harness and quick else []),
+                       "-q", "-rs", "-x", "-p", "no:cacheprovider"], 120 if quick else 240),
         ("benchmark", [PY, "benchmarks/attention_gpu.py", *bench, "--out-dir", str(out)], 150 if quick else 300),
     ]
     return out_steps
@@ -143,6 +149,8 @@ def main(argv=None) -> int:
             log.write(header + "\n")
             try:
                 step_env = env if name != "benchmark" else dict(env, MINITORCH_CUDA_SYNC="0")  # never for timings
+                if name == "exercises":
+                    step_env = dict(step_env, MTA_CUDA_EXERCISES="gpu")
                 done = subprocess.run(command, cwd=ROOT, env=step_env, capture_output=True, text=True,
                                       timeout=timeout)
                 rc, text = done.returncode, done.stdout + done.stderr

@@ -9,12 +9,22 @@ holds no code -- only the stub's comment -- it raises NotImplementedError with t
 stub does; so `course verify` sees the stubs fail with NotImplementedError. The definition is spliced into
 the library's .cu file in place of the library's own, and the whole file is compiled by the CPU harness
 (g++); a compile error fails the test with g++'s first errors, line numbers mapped to the definition.
+
+On a GPU. With MTA_CUDA_EXERCISES=gpu the same graded tests run the learner's kernels on the CUDA device
+instead: the spliced file is compiled by CuPy's RawModule (NVRTC, the options of the GPU backend), and each
+kernel is wrapped in `DeviceKernel`, which keeps the harness's call shape (NumPy arrays in, results written
+back into them, `seed=` / `timeout=` ignored: a GPU has its own schedule), so no graded test changes.
+`benchmarks/gpu_check.py` runs them this way (step "exercises"); with `--harness` it does so on the stand-in
+CuPy, which proves the GPU route in CI.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
+
+import numpy as np
 
 from . import catalog
 from .checks import fail
@@ -30,6 +40,64 @@ from .source import (
 )
 
 _MODULES: dict[str, object] = {}
+DEVICE_ENV = "MTA_CUDA_EXERCISES"  # "harness" (default: the CPU harness) or "gpu" (CuPy on a CUDA device)
+
+
+def on_gpu() -> bool:
+    """Whether graded CUDA tests run on the GPU (MTA_CUDA_EXERCISES=gpu) rather than the CPU harness."""
+    where = os.environ.get(DEVICE_ENV, "harness").strip().lower()
+    if where not in ("harness", "gpu"):
+        raise ValueError(f"{DEVICE_ENV}={where!r}: expected 'harness' (the CPU harness, the default) or 'gpu' "
+                         "(the learner's kernels on a CUDA device through CuPy)")
+    return where == "gpu"
+
+
+class DeviceKernel:
+    """A CuPy kernel with the CPU harness kernel's call shape, so graded tests run unchanged on a GPU:
+    `kernel(grid, block, args, shared_mem=0, seed=None, timeout=None)` copies the NumPy arrays among `args` to
+    the device, launches, synchronises (a fault is reported by this launch) and copies every array back into
+    the NumPy array it came from (the kernels write their outputs in place). Scalars pass as they are."""
+
+    def __init__(self, raw, cupy):
+        from ..kernels.cuda.launch import device_limits
+
+        self.raw, self.cupy, self.name = raw, cupy, getattr(raw, "name", "kernel")
+        self.device_limits = device_limits(raw)
+        self.max_threads_per_block = getattr(raw, "max_threads_per_block", None)
+
+    @property
+    def max_dynamic_shared_size_bytes(self):
+        return self.raw.max_dynamic_shared_size_bytes
+
+    @max_dynamic_shared_size_bytes.setter
+    def max_dynamic_shared_size_bytes(self, nbytes):
+        self.raw.max_dynamic_shared_size_bytes = nbytes
+
+    def __call__(self, grid, block, args, shared_mem=0, seed=None, timeout=None):
+        on_device = [self.cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+        self.raw(tuple(grid), tuple(block), tuple(on_device), shared_mem=int(shared_mem))
+        self.cupy.cuda.runtime.deviceSynchronize()
+        for host, device in zip(args, on_device):
+            if isinstance(host, np.ndarray):
+                host[...] = self.cupy.asnumpy(device)
+
+
+def _gpu_kernels(source: str, ex: catalog.Exercise):
+    """get_kernel(path, name) on the CUDA device: the exercise's file from `source`, the others as they are."""
+    from ..kernels.cuda.cupy_backend import MODULE_OPTIONS, _cupy
+
+    cupy = _cupy()  # CuPy and a device, or the backend's error saying what is missing
+    target = cuda_path(ex).resolve()
+    modules: dict[Path, object] = {}
+
+    def get_kernel(path, name):
+        path = Path(path).resolve()
+        if path not in modules:
+            code = source if path == target else path.read_text(encoding="utf-8")
+            modules[path] = cupy.RawModule(code=code, options=MODULE_OPTIONS)
+        return DeviceKernel(modules[path].get_function(name), cupy)
+
+    return get_kernel
 
 
 def learner_definition(impl, exercise_id: str) -> str:
@@ -87,6 +155,8 @@ def cuda_exercise_kernels(impl, exercise_id: str):
     source, any other file as the library has it. Pass `seed=` to `run` to choose the thread schedule."""
     ex = catalog.get(exercise_id)
     source = cuda_exercise_source(impl, exercise_id)
+    if on_gpu():
+        return _gpu_kernels(source, ex)
     module = _compile(source, ex)
     target = cuda_path(ex).resolve()
 
