@@ -165,8 +165,8 @@ def nbval(paths: list[str], extra: list[str] | None = None, jobs: int | None = N
         cmd = [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q", "-p", "no:cacheprovider",
                *(extra or []), path]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        print(f"---- {path}: {'passed' if done.returncode == 0 else 'FAILED'}\n{done.stdout[-6000:]}{done.stderr[-2000:]}",
-              flush=True)
+        status = "passed" if done.returncode == 0 else "FAILED"
+        print(f"---- {path}: {status}\n{done.stdout[-6000:]}{done.stderr[-2000:]}", flush=True)
         return path, done.returncode
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
