@@ -54,7 +54,7 @@ def test_a_bad_setting_is_refused_with_the_allowed_values():
 def test_the_tile_matmul_really_uses_512_bit_registers(tmp_path, fn):
     """Both inner kernels of tile_matmul compile to zmm FMAs: the loops (vectorised by LLVM) and the register
     tile (microkernel.py's <16 x float> values)."""
-    call = {"matmul_tile": "matmul_tile(c, a, b, 0, 16, 64, 16, False, False)",
+    call = {"matmul_tile": "matmul_tile(c, a, b, 0, 16, 64, 16, False)",
             "_register_tiles": "_register_tiles(c, a, b, 0, 16, 64, 16)"}[fn]
     code = ("import numpy as np; from minitorch_attn.kernels.tile_matmul import matmul_tile, _register_tiles; "
             "a = np.ones((16, 16), np.float32); c = np.zeros((16, 64), np.float32); b = np.ones((16, 64), np.float32); "

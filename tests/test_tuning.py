@@ -12,7 +12,12 @@ pytest.importorskip("numba", reason="the Numba kernels need numba (in the projec
 
 from minitorch_attn.kernels import tuning  # noqa: E402
 from minitorch_attn.kernels.microkernel import microkernel_8x2v, microkernel_8x2v_at  # noqa: E402
-from minitorch_attn.kernels.tile_matmul import matmul_tile, matmul_tile_at  # noqa: E402
+from minitorch_attn.kernels.tile_matmul import (  # noqa: E402
+    matmul_tile,
+    matmul_tile_at,
+    matmul_tile_at_regs,
+    matmul_tile_regs,
+)
 
 
 @pytest.fixture
@@ -138,13 +143,13 @@ def test_tile_matmuls_agree_with_and_without_the_register_tile(dtype, m, n, k):
     At = np.ascontiguousarray(A.T)
     B = rng.standard_normal((k, n + 9)).astype(dtype)
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    for mk in (False, True):
+    for plain, transposed in ((matmul_tile, matmul_tile_at), (matmul_tile_regs, matmul_tile_at_regs)):
         for accumulate in (False, True):
             C = np.ones((m, n), dtype)
-            matmul_tile(C, A, B, 9, m, n, k, accumulate, mk)
+            plain(C, A, B, 9, m, n, k, accumulate)
             want = (1.0 if accumulate else 0.0) + A.astype(np.float64) @ B[:, 9:9 + n]
-            assert np.max(np.abs(C - want)) < tol * max(1, k), f"matmul_tile mk={mk} accumulate={accumulate}"
+            assert np.max(np.abs(C - want)) < tol * max(1, k), f"{plain.__name__} accumulate={accumulate}"
             C = np.ones((m, n), dtype)
-            matmul_tile_at(C, At, B, m, n, k, accumulate, mk)
+            transposed(C, At, B, m, n, k, accumulate)
             want = (1.0 if accumulate else 0.0) + A.astype(np.float64) @ B[:, :n]
-            assert np.max(np.abs(C - want)) < tol * max(1, k), f"matmul_tile_at mk={mk} accumulate={accumulate}"
+            assert np.max(np.abs(C - want)) < tol * max(1, k), f"{transposed.__name__} accumulate={accumulate}"

@@ -39,7 +39,7 @@ from ..autograd._threading import prefer_workqueue
 from . import tuning
 from .common import check_backward_inputs, check_inputs
 from .fastexp import FASTMATH, exp_shift_rowsum, exp_sub_accumulate
-from .tile_matmul import matmul_tile, matmul_tile_at
+from .tile_matmul import aligned_empty, matmul_tile, matmul_tile_at, matmul_tile_at_regs, matmul_tile_regs
 
 # Numba's threading layer: the process-wide pool that runs `prange`. By default Numba picks OpenMP when it can;
 # on the 2-core machine its workqueue layer ran these kernels 15–20 % faster (forward 130 ms against 160 ms
@@ -80,17 +80,21 @@ def _forward_kernel(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, bh, i0):
     """One work item of the forward: query rows i0 .. i0+Br-1 of head bh, against all its keys."""
+    literally(mk)  # a constant here too, so that only one inner kernel is compiled in
     Nq, d = q.shape[1], q.shape[2]
     Nk, dv = v.shape[1], v.shape[2]
     dt = q.dtype.type
     br = min(Br, Nq - i0)
-    q_t = np.empty((d, Br), q.dtype)  # (q_tile · scale)ᵀ
-    S_t = np.empty((Bc, Br), q.dtype)
-    acc_t = np.zeros((dv, Br), q.dtype)
-    m = np.full(Br, -np.inf, q.dtype)
-    m_new = np.empty(Br, q.dtype)
-    m_safe = np.empty(Br, q.dtype)  # m, or 0 while a query has seen no key (never -inf - -inf)
-    l = np.zeros(Br, q.dtype)
+    q_t = aligned_empty(d, Br, q)  # (q_tile · scale)ᵀ; every buffer on a cache line (see aligned_empty)
+    S_t = aligned_empty(Bc, Br, q)
+    acc_t = aligned_empty(dv, Br, q)
+    acc_t[:] = 0
+    m = aligned_empty(1, Br, q)[0]
+    m[:] = -np.inf
+    m_new = aligned_empty(1, Br, q)[0]
+    m_safe = aligned_empty(1, Br, q)[0]  # m, or 0 while a query has seen no key (never -inf - -inf)
+    l = aligned_empty(1, Br, q)[0]
+    l[:] = 0
     pad = key_pad[bh // heads]
     for i in range(br):
         for c in range(d):
@@ -98,7 +102,10 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, 
     j_end = min(Nk, i0 + br) if causal else Nk  # causal: keys >= i0 + br are seen by no query here
     for j0 in range(0, j_end, Bc):
         bc = min(Bc, j_end - j0)
-        matmul_tile(S_t, k[bh, j0:j0 + bc], q_t, 0, bc, br, d, False, mk)  # S_t = k_tile (q_tile · scale)ᵀ
+        if mk:  # S_t = k_tile (q_tile · scale)ᵀ
+            matmul_tile_regs(S_t, k[bh, j0:j0 + bc], q_t, 0, bc, br, d, False)
+        else:
+            matmul_tile(S_t, k[bh, j0:j0 + bc], q_t, 0, bc, br, d, False)
         for j in range(bc):  # masks: query i sees key j0 + j iff j0 + j <= i0 + i (causal), not padding
             first = min(br, max(0, j0 + j - i0)) if causal else 0
             if has_mask and pad[j0 + j]:
@@ -120,7 +127,10 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, 
             m_safe[i] = m[i] if m[i] != -np.inf else dt(0.0)
         for j in range(bc):
             exp_sub_accumulate(S_t[j], br, m_safe, l)  # P = exp(S - m_new);  l += rowsum P
-        matmul_tile_at(acc_t, v[bh, j0:j0 + bc], S_t, dv, br, bc, True, mk)  # acc += P v_tile
+        if mk:  # acc += P v_tile
+            matmul_tile_at_regs(acc_t, v[bh, j0:j0 + bc], S_t, dv, br, bc, True)
+        else:
+            matmul_tile_at(acc_t, v[bh, j0:j0 + bc], S_t, dv, br, bc, True)
     for i in range(br):
         if l[i] > 0:
             inv = dt(1.0) / l[i]
@@ -150,14 +160,15 @@ def _backward_kernel(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, cau
 def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                     dq_parts, dk, dv, bh, share):
     """One work item of the backward: key tiles share, share + shares, ... of head bh."""
+    literally(mk)
     Nq, d = qs.shape[1], qs.shape[2]
     Nk, dvd = v.shape[1], v.shape[2]
     shares = dq_parts.shape[0]
     n_kt = (Nk + Bc - 1) // Bc
-    S = np.empty((Br, Bc), qs.dtype)  # S, then P in place
-    dP = np.empty((Br, Bc), qs.dtype)  # dP, then dS in place
-    dk_t = np.empty((d, Bc), qs.dtype)  # dKᵀ, dVᵀ of the key tile
-    dv_t = np.empty((dvd, Bc), qs.dtype)
+    S = aligned_empty(Br, Bc, qs)  # S, then P in place (every buffer on a cache line: see aligned_empty)
+    dP = aligned_empty(Br, Bc, qs)  # dP, then dS in place
+    dk_t = aligned_empty(d, Bc, qs)  # dKᵀ, dVᵀ of the key tile
+    dv_t = aligned_empty(dvd, Bc, qs)
     pad = key_pad[bh // heads]
     dq = dq_parts[share, bh]
     for jt in range(share, n_kt, shares):  # interleaved: each share gets early and late key tiles
@@ -168,7 +179,10 @@ def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, caus
         first = (j0 // Br) * Br if causal else 0  # causal: earlier query tiles see none of these keys
         for i0 in range(first, Nq, Br):
             br = min(Br, Nq - i0)
-            matmul_tile(S, qs[bh, i0:i0 + br], kt[bh], j0, br, bc, d, False, mk)  # S = (q · scale) kᵀ
+            if mk:  # S = (q · scale) kᵀ
+                matmul_tile_regs(S, qs[bh, i0:i0 + br], kt[bh], j0, br, bc, d, False)
+            else:
+                matmul_tile(S, qs[bh, i0:i0 + br], kt[bh], j0, br, bc, d, False)
             for r in range(br):
                 s = S[r]
                 lim = min(bc, max(0, i0 + r + 1 - j0)) if causal else bc  # keys past the diagonal: P = 0
@@ -181,14 +195,26 @@ def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, caus
                     for c in range(lim):
                         if pad[j0 + c]:
                             s[c] = 0
-            matmul_tile(dP, do[bh, i0:i0 + br], vt[bh], j0, br, bc, dvd, False, mk)  # dP = dO vᵀ
-            matmul_tile_at(dv_t, do[bh, i0:i0 + br], S, dvd, bc, br, True, mk)  # dV += Pᵀ dO
+            if mk:  # dP = dO vᵀ
+                matmul_tile_regs(dP, do[bh, i0:i0 + br], vt[bh], j0, br, bc, dvd, False)
+            else:
+                matmul_tile(dP, do[bh, i0:i0 + br], vt[bh], j0, br, bc, dvd, False)
+            if mk:  # dV += Pᵀ dO
+                matmul_tile_at_regs(dv_t, do[bh, i0:i0 + br], S, dvd, bc, br, True)
+            else:
+                matmul_tile_at(dv_t, do[bh, i0:i0 + br], S, dvd, bc, br, True)
             for r in range(br):
                 Dr = D[bh, i0 + r]
                 for c in range(bc):
                     dP[r, c] = S[r, c] * (dP[r, c] - Dr)  # dS = P ∘ (dP - D)
-            matmul_tile_at(dk_t, qs[bh, i0:i0 + br], dP, d, bc, br, True, mk)  # dK += dSᵀ (q · scale)
-            matmul_tile(dq[i0:i0 + br], dP, k[bh, j0:j0 + bc], 0, br, d, bc, True, mk)  # dQ += dS k
+            if mk:  # dK += dSᵀ (q · scale)
+                matmul_tile_at_regs(dk_t, qs[bh, i0:i0 + br], dP, d, bc, br, True)
+            else:
+                matmul_tile_at(dk_t, qs[bh, i0:i0 + br], dP, d, bc, br, True)
+            if mk:  # dQ += dS k
+                matmul_tile_regs(dq[i0:i0 + br], dP, k[bh, j0:j0 + bc], 0, br, d, bc, True)
+            else:
+                matmul_tile(dq[i0:i0 + br], dP, k[bh, j0:j0 + bc], 0, br, d, bc, True)
         for r in range(bc):
             for c in range(d):
                 dk[bh, j0 + r, c] = dk_t[c, r]
