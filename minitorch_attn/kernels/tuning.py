@@ -13,7 +13,8 @@ machine in a JSON file, and every later process reads it.
 
 The rules:
 - The cache key is what the compiled code depends on: LLVM's CPU name and features as Numba compiles them
-  (`autograd/_threading.numba_target`), Numba's thread count, and the Numba version. Another CPU, another
+  (`autograd/_threading.numba_target`), Numba's thread count, the Numba version, and a hash of the kernels'
+  source files (an edited kernel is timed again). Another CPU, another
   vector width (MTA_NUMBA_VECTORS, NUMBA_CPU_NAME) or another thread count tunes again.
 - Where: `$MTA_CACHE_DIR/tuning.json`, else `$XDG_CACHE_HOME/minitorch_attn/tuning.json`, else
   `~/.cache/minitorch_attn/tuning.json`. A cache that cannot be written is not an error (the choice is then
@@ -53,6 +54,7 @@ CANDIDATES = {"forward": [(256, 64), (128, 64), (256, 128), (128, 128)],
               "backward": [(64, 256), (64, 128), (128, 128)]}
 PROBLEM = dict(B=1, H=4, N=1024, d=64)
 ENV = {"forward": "MTA_FLASH_FWD", "backward": "MTA_FLASH_BWD"}
+KERNEL_FILES = ("numba_backend.py", "tile_matmul.py", "microkernel.py", "fastexp.py")  # a change re-tunes
 
 _chosen: dict[str, dict] = {}
 _how: dict[str, str] = {}
@@ -75,7 +77,9 @@ def machine_key() -> str:
     import hashlib
 
     digest = hashlib.sha256(features.encode()).hexdigest()[:12]
-    return f"{cpu}|features:{digest}|threads:{numba.get_num_threads()}|numba:{numba.__version__}"
+    here = Path(__file__).resolve().parent
+    code = hashlib.sha256(b"".join((here / f).read_bytes() for f in KERNEL_FILES)).hexdigest()[:12]
+    return f"{cpu}|features:{digest}|threads:{numba.get_num_threads()}|numba:{numba.__version__}|code:{code}"
 
 
 def _mode() -> str:
