@@ -51,6 +51,7 @@ import math
 import numpy as np
 
 from . import functional as F
+from . import kernels
 from .autograd import ops
 from .autograd.function import Function
 from .autograd.tensor import Tensor, as_tensors
@@ -224,8 +225,6 @@ class FlashAttention(Function):
 
     @staticmethod
     def forward(ctx, q, k, v, causal=False, scale=None, key_padding_mask=None, backend="numba"):
-        from . import kernels
-
         o, lse = kernels.flash_attention(q, k, v, causal=causal, scale=scale,
                                          key_padding_mask=key_padding_mask, backend=backend)
         ctx.save(q, k, v, o, lse, causal, scale, key_padding_mask, backend)
@@ -233,8 +232,6 @@ class FlashAttention(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        from . import kernels
-
         q, k, v, o, lse, causal, scale, key_padding_mask, backend = ctx.saved
         return kernels.flash_attention_backward(q, k, v, o, lse, np.ascontiguousarray(grad), causal=causal,
                                                 scale=scale, key_padding_mask=key_padding_mask, backend=backend)
@@ -289,3 +286,8 @@ def _flash(q: Tensor, k: Tensor, v: Tensor, causal, scale, key_padding_mask, bac
 def _broadcast(x: Tensor, batch) -> Tensor:
     """x expanded to the batch shape `batch` (an autograd op: its gradient sums over the copies)."""
     return x + np.zeros(batch + (1, 1), dtype=x.dtype)
+
+
+# F's own name for it (see functional.py). setattr rather than `F.x = ...`: the course generator reads a
+# top-level assignment as defining `F` here, and would import F from this module in the learner's file.
+setattr(F, "scaled_dot_product_attention", scaled_dot_product_attention)  # noqa: B010
