@@ -54,7 +54,8 @@ from . import functional as F
 from . import kernels
 from .autograd import ops
 from .autograd.function import Function
-from .autograd.tensor import Tensor, as_tensors
+from .autograd.tensor import Tensor, as_tensors, to_tensor
+from .shapes import shape_of
 
 __all__ = ["BACKENDS", "causal_mask", "scaled_dot_product_attention"]
 
@@ -114,27 +115,23 @@ def _attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
     return out, weights
 
 
-def _shape(x) -> str:
-    return "(" + ", ".join(str(s) for s in x.shape) + ")"
-
-
 def _check(q: Tensor, k: Tensor, v: Tensor):
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.ndim < 2:
-            raise ValueError(f"scaled_dot_product_attention: {name} needs shape (..., N, features); got {_shape(t)}")
+            raise ValueError(f"scaled_dot_product_attention: {name} needs shape (..., N, features); got {shape_of(t)}")
         if t.dtype.kind != "f":
             raise TypeError(f"scaled_dot_product_attention: {name} must be floating; got dtype {t.dtype}")
     if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"scaled_dot_product_attention: q {_shape(q)} and k {_shape(k)} must share their last "
+        raise ValueError(f"scaled_dot_product_attention: q {shape_of(q)} and k {shape_of(k)} must share their last "
                          f"axis (the feature size d); got {q.shape[-1]} and {k.shape[-1]}")
     if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"scaled_dot_product_attention: k {_shape(k)} and v {_shape(v)} must have the same "
+        raise ValueError(f"scaled_dot_product_attention: k {shape_of(k)} and v {shape_of(v)} must have the same "
                          f"number of keys Nk (axis -2); got {k.shape[-2]} and {v.shape[-2]}")
     try:
         batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except ValueError:
-        raise ValueError(f"scaled_dot_product_attention: the batch axes of q {_shape(q)}, k {_shape(k)} and "
-                         f"v {_shape(v)} cannot be broadcast together") from None
+        raise ValueError(f"scaled_dot_product_attention: the batch axes of q {shape_of(q)}, k {shape_of(k)} and "
+                         f"v {shape_of(v)} cannot be broadcast together") from None
     return tuple(batch) + (q.shape[-2], k.shape[-2])
 
 
@@ -148,14 +145,14 @@ def _prepare_mask(attn_mask, scores_shape, dtype):
         data = np.asarray(attn_mask)
     if data.dtype != bool and data.dtype.kind != "f":
         raise TypeError(f"scaled_dot_product_attention: attn_mask must be boolean (True = may attend) or "
-                        f"floating (added to the scores); got dtype {data.dtype} of shape {_shape(data)}. "
+                        f"floating (added to the scores); got dtype {data.dtype} of shape {shape_of(data)}. "
                         "Convert 0/1 integers with mask.astype(bool).")
     try:
         fits = np.broadcast_shapes(data.shape, scores_shape) == tuple(scores_shape)
     except ValueError:
         fits = False
     if not fits:
-        raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {_shape(data)} does not broadcast "
+        raise ValueError(f"scaled_dot_product_attention: attn_mask of shape {shape_of(data)} does not broadcast "
                          f"to the scores' shape {tuple(scores_shape)} (batch..., Nq, Nk)")
     if data.dtype == bool:
         return data
@@ -183,7 +180,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
     if not 0.0 <= dropout_p <= 1.0:
         raise ValueError(f"scaled_dot_product_attention: dropout_p must be in [0, 1]; got {dropout_p}")
     # arrays keep their dtype (float64 stays float64); Tensors of different float dtypes raise
-    q, k, v = (x if isinstance(x, Tensor) else Tensor(np.asarray(x)) for x in (q, k, v))
+    q, k, v = (to_tensor(x) for x in (q, k, v))
     q, k, v = as_tensors("scaled_dot_product_attention", (q, k, v))
     scores_shape = _check(q, k, v)
     if is_causal and attn_mask is not None:
@@ -255,7 +252,7 @@ def _flash_unsupported(q, k, v, attn_mask, padding, dropout_p, return_weights):
     if return_weights:
         return "return_weights=True (the kernels never form the weights)"
     if attn_mask is not None and padding is None:
-        return (f"an attn_mask of shape {_shape(np.asarray(getattr(attn_mask, 'data', attn_mask)))} (only is_causal "
+        return (f"an attn_mask of shape {shape_of(np.asarray(getattr(attn_mask, 'data', attn_mask)))} (only is_causal "
                 "or a boolean key-padding mask of shape (B, 1, 1, Nk) are supported)")
     if q.dtype not in (np.float32, np.float64):
         return f"dtype {q.dtype}"

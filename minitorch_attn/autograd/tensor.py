@@ -309,6 +309,14 @@ def apply(cls, *inputs, **kwargs) -> Tensor:
 Function.apply = classmethod(apply)
 
 
+def to_tensor(x, dtype=None) -> Tensor:
+    """The one input conversion of the library's functions and modules: `x` itself if it is a Tensor
+    (never copied or cast: its dtype is its own, and a mismatch is the op's error to raise); anything else
+    (ndarray, list, number) as a constant Tensor of `dtype`, or without `dtype` of the dtype NumPy gives it
+    (an ndarray keeps its dtype; a list of floats is float64, where `tensor([...])` makes float32)."""
+    return x if isinstance(x, Tensor) else Tensor(np.asarray(x), dtype=dtype)
+
+
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     """Make a leaf tensor (float32 for Python floats; NumPy arrays keep their dtype)."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
