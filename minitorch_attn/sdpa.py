@@ -29,7 +29,8 @@ and returns NaN for such rows instead; our `nn.MultiheadAttention` keeps the 0 c
 
 Backends:
 - "naive" composes autograd ops (matmul, where, softmax) and is what lessons 05-06 teach; it
-  materialises the (Nq, Nk) weights and supports every option;
+  materialises the (Nq, Nk) weights and supports every option (not to be confused with the kernels' NumPy
+  oracle, `mta.kernels.flash_attention(..., backend="reference")`, which has no autograd);
 - "tiled" and "numba" run the flash kernels of lesson 10 (`mta.kernels.flash_attention`) as one autograd
   `Function` whose backward is the kernel backward: memory O(N·d), never the (Nq, Nk) matrix. They support
   `is_causal`, no mask, or a boolean key-padding mask of shape (B, 1, 1, Nk) (True = may attend); not float
