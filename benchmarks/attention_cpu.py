@@ -109,12 +109,14 @@ def _contender_fns(name, q, k, v, do, causal):
         return fwd, fwd_bwd
     from minitorch_attn.kernels import flash_attention, flash_attention_backward
 
+    backend = "reference" if name == "naive" else name  # the table's "naive" is the kernels' NumPy oracle
+
     def fwd():
-        return flash_attention(q, k, v, causal=causal, backend=name)
+        return flash_attention(q, k, v, causal=causal, backend=backend)
 
     def fwd_bwd():
-        o, lse = flash_attention(q, k, v, causal=causal, backend=name)
-        return flash_attention_backward(q, k, v, o, lse, do, causal=causal, backend=name)
+        o, lse = flash_attention(q, k, v, causal=causal, backend=backend)
+        return flash_attention_backward(q, k, v, o, lse, do, causal=causal, backend=backend)
 
     return fwd, fwd_bwd
 

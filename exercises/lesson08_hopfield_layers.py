@@ -25,10 +25,11 @@ import math
 import numpy as np
 
 from minitorch_attn import functional as F
-from minitorch_attn.autograd.tensor import Tensor, no_grad
-from minitorch_attn.nn.hopfield import Hopfield, _as_tensor, _shape
+from minitorch_attn.autograd.tensor import Tensor, no_grad, to_tensor
+from minitorch_attn.nn.hopfield import Hopfield
 from minitorch_attn.nn.module import Module, Parameter
 from minitorch_attn.random import default_rng
+from minitorch_attn.shapes import shape_of
 
 
 def hopfield_association(q: Tensor, k: Tensor, v: Tensor, beta: float, steps: int = 1, tol: float | None = None,
@@ -84,9 +85,9 @@ class HopfieldPooling(Module):
         The state patterns are `pooling_weights` (1, quantity, input_size), repeated for each of the B bags;
         the input is both the stored patterns and the pattern projections: self.hopfield((input, state, input),
         stored_pattern_padding_mask=...) gives (B, quantity, output_size); flatten the last two axes."""
-        x = _as_tensor(input, self.pooling_weights.dtype)
+        x = to_tensor(input, self.pooling_weights.dtype)
         if x.ndim != 3:
-            raise ValueError(f"HopfieldPooling: input must be (B, N, input_size); got {_shape(x)}")
+            raise ValueError(f"HopfieldPooling: input must be (B, N, input_size); got {shape_of(x)}")
         ### YOUR CODE HERE (Exercise 8.2)
         raise NotImplementedError(
             "Exercise 8.2: HopfieldPooling.forward — let the same trainable queries retrieve from every bag, "

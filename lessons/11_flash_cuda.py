@@ -160,7 +160,12 @@ print(progression.excerpt(step01, 'extern "C" __global__ void naive_scores('))
 # The second kernel, `softmax_rows`, gives each row of $S$ to one **warp**: lane $t$ visits the columns
 # $t, t+32, t+64, \ldots$ of the row, so the row's max and sum are each a reduction over 32 lanes. That is
 # Exercise 11.1 (its body is hidden below: it is yours to write). The reductions are two small helpers,
-# `warp_max` and `warp_sum`, explained in section 3.
+# `warp_max` and `warp_sum`, explained in section 3. They live, with `neg_inf()` (−∞ from its bit pattern:
+# NVRTC has no `<math.h>`), in `kernels/cuda/common.cuh`, which every `.cu` file of the lesson includes
+# (`#include "../common.cuh"` at the top of each step), as llm.c's `dev/cuda` files include `common.h`: one
+# definition, so a fix reaches every kernel. nvcc finds the header next to the file; NVRTC as CuPy runs it
+# has no include path, so the loaders paste it in before compiling (`kernels.cuda.expand_includes`, used by
+# CuPy, the compile check and the harness alike).
 
 # %%
 print(progression.excerpt(step01, "// One warp per row of S"))
@@ -189,7 +194,7 @@ print(f"scratch S for these 2 heads: {2 * 200 * 333 * 4 / 2**10:.0f} KiB;  for B
 # the result — which is what the online softmax needs, since every lane then uses $m$ and $l$:
 
 # %%
-print(progression.excerpt(step01, "__device__ __forceinline__ float warp_max", "return x;"))
+print(progression.excerpt(SOURCE_DIR / "common.cuh", "__device__ __forceinline__ float warp_max", "return x;"))
 
 # %% [markdown]
 # To watch it, a 12-line kernel records what each lane holds after each exchange. It runs on the harness's

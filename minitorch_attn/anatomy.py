@@ -131,17 +131,9 @@ def _dense(scores, mask, who: str):
 
 def softmax_normaliser(scores, mask=None):
     """softmax over the keys (last axis). Masked keys get weight exactly 0; a row with no key it may attend to
-    gets weights 0 (not NaN), forward and backward. A factored score is materialised first."""
+    gets weights 0 (not NaN), forward and backward (`F.masked_softmax`). A factored score is materialised first."""
     scores = _dense(scores, mask, "softmax_normaliser")
-    m = _mask(mask, scores.shape)
-    if m is None:
-        return F.softmax(scores, axis=-1)
-    scores = ops.where(m, scores, -np.inf)
-    dead = ~m.any(axis=-1, keepdims=True)
-    if dead.any():
-        scores = ops.where(dead, 0.0, scores)
-    weights = F.softmax(scores, axis=-1)
-    return ops.where(dead, 0.0, weights) if dead.any() else weights
+    return F.masked_softmax(scores, _mask(mask, scores.shape), axis=-1)
 
 
 def identity_normaliser(scores, mask=None):

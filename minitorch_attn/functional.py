@@ -1,4 +1,7 @@
-"""Functional forms of the ops, in PyTorch's spelling (`from minitorch_attn import functional as F`)."""
+"""Functional forms of the ops, in PyTorch's spelling (`from minitorch_attn import functional as F`).
+
+`F.scaled_dot_product_attention` is defined in sdpa.py, which builds on this module and attaches it here.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +14,8 @@ from .random import default_rng
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "layer_norm", "cross_entropy", "embedding", "dropout",
-    "gelu", "relu", "sigmoid", "tanh", "linear", "scaled_dot_product_attention",
-    "sparsemax", "entmax15", "entmax",
+    "gelu", "relu", "sigmoid", "tanh", "linear", "scaled_dot_product_attention",  # noqa: F822 (sdpa.py attaches it)
+    "sparsemax", "entmax15", "entmax", "masked_softmax",
 ]
 
 
@@ -30,6 +33,38 @@ def softmax(x, axis: int = -1, temperature: float = 1.0) -> Tensor:
             raise ValueError(f"softmax temperature must be positive; got {temperature}")
         x = x / temperature
     return fused.Softmax.apply(x, axis=_axis(x, axis))
+
+
+def masked_softmax(x, may_attend=None, axis: int = -1) -> Tensor:
+    """softmax along `axis` in which only the entries where `may_attend` is True compete; the others get
+    weight exactly 0. The one masked softmax of the library (anatomy's softmax_normaliser and
+    nn.masked_softmax call it; sdpa's `_attend`, Exercise 5.1, spells the same steps out for the learner).
+
+    `may_attend`: None (every entry may) or a boolean array or Tensor that broadcasts to x's shape without
+    enlarging it; True = may attend, torch's scaled_dot_product_attention convention. Scores of -inf count
+    as masked too. A row with nothing to attend to gets weights 0 and passes back gradient 0, never NaN:
+    its scores are replaced by 0 before the softmax and its weights by 0 after.
+    """
+    (x,) = as_tensors("masked_softmax", (x,))
+    axis = _axis(x, axis)
+    if may_attend is not None:
+        m = may_attend.data if isinstance(may_attend, Tensor) else np.asarray(may_attend)
+        if m.dtype != bool:
+            raise TypeError(f"masked_softmax: may_attend must be boolean (True = may attend); got dtype {m.dtype} "
+                            f"of shape {m.shape}. Convert 0/1 integers with mask.astype(bool).")
+        try:
+            fits = np.broadcast_shapes(m.shape, x.shape) == tuple(x.shape)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"masked_softmax: may_attend of shape {m.shape} does not broadcast to the scores' "
+                             f"shape {x.shape}")
+        x = ops.where(m, x, -np.inf)
+    dead = np.all(x.data == -np.inf, axis=axis, keepdims=True)  # rows with no entry to attend to
+    if not dead.any():
+        return fused.Softmax.apply(x, axis=axis)
+    weights = fused.Softmax.apply(ops.where(dead, 0.0, x), axis=axis)
+    return ops.where(dead, 0.0, weights)
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
@@ -153,5 +188,11 @@ def linear(x, weight, bias=None) -> Tensor:
 _ = is_grad_enabled  # re-exported for modules that check the mode
 
 
-# Last: attention is built from the functions above (sdpa.py imports this module).
-from .sdpa import scaled_dot_product_attention  # noqa: E402
+# Tensor's softmax methods are the functions above (`x.softmax(-1)` is `softmax(x, -1)`); this module attaches
+# them because tensor.py cannot import it (imports go one way: see autograd/__init__.py).
+Tensor.softmax = softmax
+Tensor.log_softmax = log_softmax
+Tensor.logsumexp = logsumexp
+
+# `scaled_dot_product_attention` is listed in __all__ but defined in sdpa.py, which imports this module and
+# attaches it here when imported (`import minitorch_attn` imports both).

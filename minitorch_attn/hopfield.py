@@ -33,16 +33,13 @@ import numpy as np
 
 from . import functional as F
 from .autograd import ops
-from .autograd.tensor import Tensor, as_tensors, no_grad
+from .autograd.tensor import Tensor, as_tensors, no_grad, to_tensor
+from .shapes import shape_of
 
 __all__ = [
     "ClassicalHopfield", "effective_patterns", "hopfield_energy", "hopfield_update", "retrieval_bound",
     "separation",
 ]
-
-
-def _shape(x) -> str:
-    return str(tuple(np.shape(getattr(x, "data", x))))
 
 
 def _grad_mode(tensor_mode: bool):
@@ -53,16 +50,16 @@ def _grad_mode(tensor_mode: bool):
 def _prepare(name: str, X, xi):
     """(X, ξ as (..., S, d), tensor_mode, squeeze) with the shapes checked; errors name both shapes."""
     tensor_mode = isinstance(X, Tensor) or isinstance(xi, Tensor)
-    X = X if isinstance(X, Tensor) else Tensor(np.asarray(X))
-    xi = xi if isinstance(xi, Tensor) else Tensor(np.asarray(xi))
+    X = to_tensor(X)
+    xi = to_tensor(xi)
     X, xi = as_tensors(name, (X, xi))
     if X.dtype.kind != "f" or xi.dtype.kind != "f":
         X, xi = X.float(), xi.float()
     if X.ndim < 2:
-        raise ValueError(f"{name}: the stored patterns X need shape (N, d) (rows are patterns); got {_shape(X)}")
+        raise ValueError(f"{name}: the stored patterns X need shape (N, d) (rows are patterns); got {shape_of(X)}")
     if xi.ndim < 1 or xi.shape[-1] != X.shape[-1]:
-        raise ValueError(f"{name}: the state xi {_shape(xi)} must end in the pattern size d = {X.shape[-1]} of "
-                         f"X {_shape(X)} (rows of X are the stored patterns; xi is (d,) or (..., S, d))")
+        raise ValueError(f"{name}: the state xi {shape_of(xi)} must end in the pattern size d = {X.shape[-1]} of "
+                         f"X {shape_of(X)} (rows of X are the stored patterns; xi is (d,) or (..., S, d))")
     squeeze = xi.ndim == 1
     if squeeze:
         xi = xi.reshape(1, xi.shape[0])

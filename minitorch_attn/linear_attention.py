@@ -76,7 +76,9 @@ class CumSum(Function):
         return np.flip(np.cumsum(np.flip(grad, axis), axis=axis), axis)
 
 
-def _as_tensor(x, what: str) -> Tensor:
+def _as_float_tensor(x, what: str) -> Tensor:
+    """`to_tensor`'s rule, stricter: only numbers are accepted, and integers become float32 (linear
+    attention's feature maps and sums need floats)."""
     if isinstance(x, Tensor):
         return x
     a = np.asarray(x)
@@ -87,12 +89,12 @@ def _as_tensor(x, what: str) -> Tensor:
 
 def elu_plus_one(x) -> Tensor:
     """elu(x) + 1, elementwise (the feature map of linear attention)."""
-    return EluPlusOne.apply(_as_tensor(x, "elu_plus_one: x"))
+    return EluPlusOne.apply(_as_float_tensor(x, "elu_plus_one: x"))
 
 
 def cumsum(x, axis: int = -1) -> Tensor:
     """Running sum along `axis` (differentiable)."""
-    x = _as_tensor(x, "cumsum: x")
+    x = _as_float_tensor(x, "cumsum: x")
     if not -x.ndim <= axis < x.ndim:
         raise ValueError(f"cumsum: axis {axis} is out of range for a tensor of shape {x.shape}")
     return CumSum.apply(x, axis=axis % x.ndim)
@@ -114,7 +116,7 @@ def apply_feature_map(x: Tensor, feature_map) -> Tensor:
 def check_qkv(what: str, q, k, v, causal: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """Tensors q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv) with equal batch axes, or a ValueError naming
     the shapes. Causal attention also needs Nq == Nk."""
-    q, k, v = (_as_tensor(t, f"{what}: {n}") for t, n in ((q, "q"), (k, "k"), (v, "v")))
+    q, k, v = (_as_float_tensor(t, f"{what}: {n}") for t, n in ((q, "q"), (k, "k"), (v, "v")))
     shapes = f"q {q.shape}, k {k.shape}, v {v.shape}"
     if min(q.ndim, k.ndim, v.ndim) < 2:
         raise ValueError(f"{what}: q, k, v need at least 2 axes (..., N, d); got {shapes}")
@@ -324,12 +326,3 @@ def qk_scale_stats(ds, alignment: float, trials: int = 200, seed: int = 0) -> di
         by_sqrt.append(dots.mean() / np.sqrt(d))
         by_d.append(dots.mean() / d)
     return {"d": ds, "sqrt_d": np.array(by_sqrt), "d_scaled": np.array(by_d)}
-
-
-def softmax_entropy(logits) -> float:
-    """Shannon entropy (nats) of softmax(logits) over the last axis, averaged over the other axes."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
-    return float(np.mean(-(p * np.log(np.where(p > 0, p, 1))).sum(axis=-1)))

@@ -37,6 +37,7 @@ import numpy as np
 from . import functional as F
 from . import nn
 from .autograd import Tensor, no_grad
+from .autograd.tensor import to_tensor
 
 POLY_COEFFS = (-0.037, 0.481, -2.3, 4.917, -1.791)  # β(H), highest degree first (numpy.polyval order)
 ENTROPY_THRESHOLD = 0.5  # rows with H <= 0.5 nats are already sharp: β = 1
@@ -113,6 +114,12 @@ def softmax_array(z: np.ndarray, axis: int) -> np.ndarray:
         return F.softmax(Tensor(z), axis=axis).data
 
 
+def softmax_entropy(logits) -> float:
+    """The entropy (nats) of softmax(logits) over the last axis, averaged over the other axes: `entropy`
+    of `softmax_array`, as one float (lesson 14 plots it against the head dimension)."""
+    return float(np.mean(entropy(softmax_array(np.asarray(logits, dtype=np.float64), -1))))
+
+
 def adaptive_temperature(logits, axis: int = -1):
     """Softmax with the paper's adaptive temperature (Exercise 12.3). Returns (probs, beta).
 
@@ -177,14 +184,14 @@ class MaxRetrievalHead(nn.Module):
 
     def scores(self, values) -> Tensor:
         """The attention logits s_j, shape (B, n), for values of shape (B, n)."""
-        x = values if isinstance(values, Tensor) else Tensor(np.asarray(values, dtype=self.query.dtype))
+        x = to_tensor(values, self.query.dtype)
         if x.ndim != 2:
             raise ValueError(f"MaxRetrievalHead expects values of shape (batch, n_items); got {x.shape}")
         keys = self.key2(self.key1(x.reshape(*x.shape, 1)).tanh())  # (B, n, dim)
         return (keys @ self.query) / math.sqrt(self.dim)
 
     def forward(self, values):
-        x = values if isinstance(values, Tensor) else Tensor(np.asarray(values, dtype=self.query.dtype))
+        x = to_tensor(values, self.query.dtype)
         logits = self.scores(x)
         weights = F.softmax(logits, axis=-1)
         return (weights * x).sum(axis=-1), weights, logits

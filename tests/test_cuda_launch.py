@@ -302,7 +302,7 @@ def test_every_global_memory_offset_is_computed_in_64_bits():
     text = (SOURCE_DIR / "flash_fwd.cu").read_text()
     planted = text.replace("q + (size_t)bh * Nq * d", "q + bh * Nq * d")
     assert planted != text and unsafe_offsets(planted) == [
-        "line 79: const float* q_bh = q + bh * Nq * d;"]
+        "line 62: const float* q_bh = q + bh * Nq * d;"]
     planted = text.replace("q_bh[(size_t)(i0 + r) * d + c]", "q_bh[(i0 + r) * d + c]")
     assert planted != text and len(unsafe_offsets(planted)) == 1
 

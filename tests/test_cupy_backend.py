@@ -31,7 +31,7 @@ import pytest
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn.kernels import attention_backward, attention_forward, flash_attention, flash_attention_backward
-from minitorch_attn.kernels.cuda import SOURCE_DIR, cupy_backend, standin_cupy
+from minitorch_attn.kernels.cuda import SOURCE_DIR, cupy_backend, expand_includes, standin_cupy
 from minitorch_attn.kernels.cuda.cupy_backend import CupyUnavailable, run_flash_forward_wmma
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,7 +186,9 @@ def test_raw_module_gets_the_source_and_the_compile_checks_options(harness_cupy)
     flash_attention(q, k, v, backend="cupy")  # compiled once per process
     assert len(harness_cupy) == 1
     code, options = harness_cupy[0]
-    assert code == (SOURCE_DIR / "flash_fwd.cu").read_text()
+    # the file, with common.cuh pasted in place of its #include (NVRTC as CuPy runs it has no include path)
+    assert code == expand_includes((SOURCE_DIR / "flash_fwd.cu").read_text(), "flash_fwd.cu")
+    assert '\n#include "common.cuh"' not in code and code.count("float warp_max(float x)") == 1
     assert tuple(options) == nvrtc.CUPY_OPTIONS == cupy_backend.MODULE_OPTIONS
     # the compile check compiles with exactly these (compile_cubin adds only -arch and ptxas' report)
     assert "CuPy" in compile_check.__doc__ and all(o in compile_check.__doc__ for o in nvrtc.CUPY_OPTIONS)
@@ -335,7 +337,7 @@ def test_nvrtc_compiles_the_tensor_core_path_within_its_budget():
     _require_nvrtc()
     from minitorch_attn.kernels.cuda.compile_check import KERNEL_REGISTER_BUDGETS, check
 
-    ptx = _ptx((SOURCE_DIR / "flash_fwd_wmma.cu").read_text(), "compute_80")
+    ptx = _ptx(expand_includes((SOURCE_DIR / "flash_fwd_wmma.cu").read_text()), "compute_80")
     assert ptx.count("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32") >= 2, "no tensor-core instruction"
     assert "cvt.rn.f16x2.f32" in ptx and "shfl.sync.idx" not in ptx  # not the CPU stand-in's shuffles
     rows, problems = check([SOURCE_DIR / "flash_fwd_wmma.cu"])

@@ -140,7 +140,7 @@ def test_default_tiles_and_dispatch(backend, dtype):
             assert_close(g, g_ref, tol, "grad")
 
 
-@pytest.mark.parametrize("backend", ["naive", "reference", *BACKENDS])
+@pytest.mark.parametrize("backend", ["reference", *BACKENDS])
 def test_fully_masked_rows_are_zero_with_lse_minus_inf_and_no_gradient(backend):
     q, k, v, do = _inputs(3, 2, 2, 20, 24, 16, 8)
     pad = _padding(3, 2, 24, fully_padded_batch=1)
@@ -202,12 +202,12 @@ def test_huge_logits_stay_finite_and_correct(backend, dtype):
         assert np.max(lse) > 100, "the test must reach huge logits"
 
 
-@pytest.mark.parametrize("backend", ["naive", *BACKENDS])
+@pytest.mark.parametrize("backend", ["reference", *BACKENDS])
 def test_backward_matches_finite_differences(backend):
     """Central differences of L = sum(o · do) in float64, every entry of q, k and v."""
     q, k, v, do = _inputs(8, 1, 2, 5, 7, 3, 4)
     pad = np.array([[False, False, True, False, False, False, True]])
-    if backend == "naive":
+    if backend == "reference":
         fwd, bwd = attention_forward, attention_backward
     else:
         fwd, bwd = _backend_fns(backend, (2, 3))
@@ -268,7 +268,7 @@ def _torch():
     return torch
 
 
-@pytest.mark.parametrize("backend", ["naive", *BACKENDS])
+@pytest.mark.parametrize("backend", ["reference", *BACKENDS])
 @pytest.mark.parametrize("causal", [False, True], ids=["full", "causal"])
 def test_matches_torch_sdpa(backend, causal):
     """Outputs and gradients against torch.nn.functional.scaled_dot_product_attention (float64)."""
@@ -335,7 +335,7 @@ def test_non_contiguous_inputs_and_odd_head_counts(backend):
 def test_errors_name_the_shapes():
     q = np.zeros((1, 2, 5, 8))
     with pytest.raises(ValueError, match=r"q must have shape \(B, H, N, d\); got q.shape = \(2, 5, 8\)"):
-        flash_attention(q[0], q, q, backend="naive")
+        flash_attention(q[0], q, q, backend="reference")
     with pytest.raises(ValueError, match=r"same head dim.*\(1, 2, 5, 8\).*\(1, 2, 5, 4\)"):
         flash_attention(q, np.zeros((1, 2, 5, 4)), q, backend="tiled")
     with pytest.raises(ValueError, match="number of keys"):
@@ -350,7 +350,7 @@ def test_errors_name_the_shapes():
         flash_attention(q, q, q, key_padding_mask=np.zeros((1, 5)), backend="tiled")
     with pytest.raises(ValueError, match=r"lse must have shape \(1, 2, 5\)"):
         flash_attention_backward(q, q, q, q, np.zeros((1, 2, 4)), q, backend="tiled")
-    with pytest.raises(ValueError, match=r"unknown attention backend 'cuda'.*'naive'.*'tiled'.*'numba'"):
+    with pytest.raises(ValueError, match=r"unknown attention backend 'cuda'.*'reference'.*'tiled'.*'numba'"):
         flash_attention(q, q, q, backend="cuda")
 
 
@@ -363,3 +363,11 @@ def test_importing_the_package_does_not_import_numba():
 def test_kernels_exports():
     for name in ("flash_attention", "flash_attention_backward", "online_softmax", "merge_normalisers"):
         assert hasattr(K, name)
+
+
+def test_the_old_name_of_the_oracle_raises_naming_the_new_one():
+    q = np.zeros((1, 1, 2, 4))
+    with pytest.raises(ValueError, match=r'backend "reference".*F\.scaled_dot_product_attention'):
+        flash_attention(q, q, q, backend="naive")
+    with pytest.raises(ValueError, match=r'backend "reference"'):
+        flash_attention_backward(q, q, q, q, np.zeros((1, 1, 2)), q, backend="naive")

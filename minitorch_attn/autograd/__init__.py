@@ -1,4 +1,22 @@
-"""The autograd engine: Tensor, Function, the ops and gradcheck."""
+"""The autograd engine: Tensor, Function, the ops and gradcheck.
+
+The import rule (one direction, no cycles). Each module imports only the modules above it in this list,
+always at the top of the file, never inside a function:
+
+    autograd/function.py   Function, Context, Node, unbroadcast, IndexedGrad      (NumPy only)
+    autograd/tensor.py     Tensor, the tape (`backward`), no_grad, as_tensors, `Function.apply`
+    autograd/ops.py        the elementary ops; Tensor's operators and methods (+ * @ [] sum reshape ...)
+    autograd/fused.py, entmax.py, gradcheck.py     ops with a hand-derived backward; gradcheck
+    functional.py          F.softmax, F.masked_softmax, F.layer_norm, ...; Tensor.softmax & co.
+    sdpa.py                F.scaled_dot_product_attention (built from functional and ops)
+
+When a class defined higher up needs something defined lower down, the lower module attaches it when it
+is imported: tensor.py gives `Function` its `apply` (which makes Tensors), ops.py gives `Tensor` its
+operators, functional.py gives it `softmax`, `log_softmax` and `logsumexp`, and sdpa.py puts
+`scaled_dot_product_attention` into `functional`. `import minitorch_attn` imports all of them, so every
+name is in place before any user code runs. The one import deferred to a call is an optional dependency
+that would slow `import minitorch_attn` down or may be missing (Numba kernels, CuPy).
+"""
 
 from .function import Context, Function, unbroadcast
 from .gradcheck import GradcheckError, gradcheck

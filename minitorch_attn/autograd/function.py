@@ -7,8 +7,12 @@ Every op in the library is a subclass with two static methods:
 
 `forward` may stash whatever `backward` needs with `ctx.save(...)`. `backward` receives the gradient
 of the loss with respect to the op's output and returns the gradient with respect to each input. It may
-return a gradient in the *broadcast* shape (the shape the op computed in): `apply` un-broadcasts it to
-the input's own shape, so no op has to think about broadcasting in its backward.
+return a gradient in the *broadcast* shape (the shape the op computed in): `Tensor.backward` un-broadcasts
+it to the input's own shape (with `unbroadcast`, below), so no op has to think about broadcasting in its
+backward.
+
+This file is NumPy only and imports nothing else of the library: `Function.apply`, which makes Tensors,
+is given to `Function` by `tensor.py` (see the import rule in `autograd/__init__.py`).
 """
 
 from __future__ import annotations
@@ -99,16 +103,5 @@ class Function:
     def backward(ctx: Context, grad: np.ndarray):  # pragma: no cover - abstract
         raise NotImplementedError
 
-    @classmethod
-    def apply(cls, *inputs, **kwargs):
-        from .tensor import Tensor, as_tensors, is_grad_enabled
-
-        tensors = as_tensors(cls.__name__, inputs)
-        needs = tuple(t.requires_grad for t in tensors)
-        record = is_grad_enabled() and any(needs)
-        ctx = Context(needs, tuple(t.data.shape for t in tensors))
-        out = cls.forward(ctx, *(t.data for t in tensors), **kwargs)
-        result = Tensor(out, requires_grad=record)
-        if record:
-            result._node = Node(cls, ctx, tensors)
-        return result
+    # `Function.apply(*inputs, **options) -> Tensor` runs forward on the inputs' arrays and records the
+    # node; it is defined in tensor.py (`apply`), which attaches it here, because it makes Tensors.

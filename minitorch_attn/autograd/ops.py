@@ -2,7 +2,7 @@
 
 Each op is a `Function` whose `backward` sits right below its `forward`. Backward receives `grad`,
 the gradient of the loss with respect to the op's output, and returns the gradient with respect to
-each input (in the broadcast shape is fine: `Function.apply` un-broadcasts). Fused ops with their
+each input (in the broadcast shape is fine: `Tensor.backward` un-broadcasts). Fused ops with their
 own hand-derived backward (softmax, logsumexp, layer norm, cross-entropy, ...) live in `fused.py`.
 """
 
@@ -547,3 +547,116 @@ def masked_fill(x: Tensor, mask, value) -> Tensor:
 
 def maximum(a, b) -> Tensor:
     return Maximum.apply(a, b)
+
+
+# ---- Tensor's operators and methods ----------------------------------------------------------------
+class TensorMethods:
+    """The differentiable operators and methods of `Tensor`, each forwarding to a Function of this file.
+
+    They live here, not in tensor.py, because this file imports tensor.py (imports go one way, see
+    autograd/__init__.py); the loop below copies them onto `Tensor` when ops.py is imported, which
+    `import minitorch_attn` always does. Each looks its Function up when called, so swapping `ops.Mul`
+    (what `course.use` does) changes `a * b` too.
+    """
+
+    def __add__(self, other):
+        return Add.apply(self, other)
+
+    def __radd__(self, other):
+        return Add.apply(other, self)
+
+    def __sub__(self, other):
+        return Sub.apply(self, other)
+
+    def __rsub__(self, other):
+        return Sub.apply(other, self)
+
+    def __mul__(self, other):
+        return Mul.apply(self, other)
+
+    def __rmul__(self, other):
+        return Mul.apply(other, self)
+
+    def __truediv__(self, other):
+        return Div.apply(self, other)
+
+    def __rtruediv__(self, other):
+        return Div.apply(other, self)
+
+    def __neg__(self):
+        return Neg.apply(self)
+
+    def __pow__(self, other):
+        return Pow.apply(self, other)
+
+    def __rpow__(self, other):
+        return Pow.apply(other, self)
+
+    def __matmul__(self, other):
+        return matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return matmul(other, self)
+
+    def __getitem__(self, index):
+        return Index.apply(self, index=normalize_index(index))
+
+    def exp(self):
+        return Exp.apply(self)
+
+    def log(self):
+        return Log.apply(self)
+
+    def sqrt(self):
+        return Sqrt.apply(self)
+
+    def tanh(self):
+        return Tanh.apply(self)
+
+    def sigmoid(self):
+        return Sigmoid.apply(self)
+
+    def relu(self):
+        return ReLU.apply(self)
+
+    def abs(self):
+        return Abs.apply(self)
+
+    def sum(self, axis=None, keepdims=False):
+        return Sum.apply(self, axis=normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return Mean.apply(self, axis=normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return Max.apply(self, axis=normalize_axis(axis, self.ndim), keepdims=keepdims)
+
+    def var(self, axis=None, keepdims=False, correction=1):
+        return Var.apply(
+            self, axis=normalize_axis(axis, self.ndim), keepdims=keepdims, correction=correction
+        )
+
+    def reshape(self, *shape):
+        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+        return Reshape.apply(self, shape=tuple(shape))
+
+    view = reshape
+
+    def permute(self, *axes):
+        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
+        in_range = all(-self.ndim <= a < self.ndim for a in axes)
+        if not in_range or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: axes {tuple(axes)} are not a permutation of the {self.ndim} axes "
+                             f"of shape {self.shape}")
+        return Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+
+    def astype(self, dtype):
+        return Cast.apply(self, dtype=np.dtype(dtype))
+
+    def masked_fill(self, mask, value):
+        return masked_fill(self, mask, value)
+
+
+for _name, _method in vars(TensorMethods).items():
+    if callable(_method):  # the functions; not __doc__, __module__, ...
+        setattr(Tensor, _name, _method)

@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 
-from .function import IndexedGrad, unbroadcast
+from .function import Context, Function, IndexedGrad, Node, unbroadcast
 
 _state = threading.local()
 
@@ -100,11 +100,6 @@ class Tensor:
     def detach(self) -> Tensor:
         return Tensor(self.data)
 
-    def astype(self, dtype) -> Tensor:
-        from . import ops
-
-        return ops.Cast.apply(self, dtype=np.dtype(dtype))
-
     def float(self) -> Tensor:
         return self.astype(np.float32)
 
@@ -183,48 +178,10 @@ class Tensor:
                     grads[key] = grads[key] + pg
                     owned.add(key)
 
-    # ---- operators (each forwards to a Function in ops.py) -----------------------------------
-    def __add__(self, other):
-        return _ops().Add.apply(self, other)
-
-    def __radd__(self, other):
-        return _ops().Add.apply(other, self)
-
-    def __sub__(self, other):
-        return _ops().Sub.apply(self, other)
-
-    def __rsub__(self, other):
-        return _ops().Sub.apply(other, self)
-
-    def __mul__(self, other):
-        return _ops().Mul.apply(self, other)
-
-    def __rmul__(self, other):
-        return _ops().Mul.apply(other, self)
-
-    def __truediv__(self, other):
-        return _ops().Div.apply(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().Div.apply(other, self)
-
-    def __neg__(self):
-        return _ops().Neg.apply(self)
-
-    def __pow__(self, other):
-        return _ops().Pow.apply(self, other)
-
-    def __rpow__(self, other):
-        return _ops().Pow.apply(other, self)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
-
-    def __getitem__(self, index):
-        return _ops().Index.apply(self, index=_ops().normalize_index(index))
+    # ---- operators and methods -----------------------------------------------------------------
+    # The differentiable ones (+ - * / ** @, indexing, exp, sum, reshape, permute, ...) each forward to a
+    # Function of ops.py, which attaches them to Tensor when it is imported (class `TensorMethods` there);
+    # softmax, log_softmax and logsumexp come from functional.py the same way. Here: what needs no op.
 
     # comparisons give boolean tensors that carry no gradient
     def _compare(self, other, fn):
@@ -255,50 +212,8 @@ class Tensor:
         # whole tensors raises instead of always being true)
         return bool(self.data)
 
-    # ---- methods -----------------------------------------------------------------------------
-    def exp(self):
-        return _ops().Exp.apply(self)
-
-    def log(self):
-        return _ops().Log.apply(self)
-
-    def sqrt(self):
-        return _ops().Sqrt.apply(self)
-
-    def tanh(self):
-        return _ops().Tanh.apply(self)
-
-    def sigmoid(self):
-        return _ops().Sigmoid.apply(self)
-
-    def relu(self):
-        return _ops().ReLU.apply(self)
-
-    def abs(self):
-        return _ops().Abs.apply(self)
-
-    def sum(self, axis=None, keepdims=False):
-        return _ops().Sum.apply(self, axis=_ops().normalize_axis(axis, self.ndim), keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _ops().Mean.apply(self, axis=_ops().normalize_axis(axis, self.ndim), keepdims=keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _ops().Max.apply(self, axis=_ops().normalize_axis(axis, self.ndim), keepdims=keepdims)
-
     def min(self, axis=None, keepdims=False):
         return -((-self).max(axis=axis, keepdims=keepdims))
-
-    def var(self, axis=None, keepdims=False, correction=1):
-        return _ops().Var.apply(
-            self, axis=_ops().normalize_axis(axis, self.ndim), keepdims=keepdims, correction=correction
-        )
-
-    def reshape(self, *shape):
-        shape = shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
-        return _ops().Reshape.apply(self, shape=tuple(shape))
-
-    view = reshape
 
     def transpose(self, dim0=-2, dim1=-1):
         for d in (dim0, dim1):
@@ -308,14 +223,6 @@ class Tensor:
         axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
         return self.permute(*axes)
 
-    def permute(self, *axes):
-        axes = axes[0] if len(axes) == 1 and isinstance(axes[0], (tuple, list)) else axes
-        in_range = all(-self.ndim <= a < self.ndim for a in axes)
-        if not in_range or sorted(a % self.ndim for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: axes {tuple(axes)} are not a permutation of the {self.ndim} axes "
-                             f"of shape {self.shape}")
-        return _ops().Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
-
     @property
     def T(self):
         return self.permute(*reversed(range(self.ndim)))
@@ -323,30 +230,6 @@ class Tensor:
     @property
     def mT(self):
         return self.transpose(-2, -1)
-
-    def masked_fill(self, mask, value):
-        return _ops().masked_fill(self, mask, value)
-
-    def softmax(self, axis=-1):
-        from .. import functional as F
-
-        return F.softmax(self, axis=axis)
-
-    def log_softmax(self, axis=-1):
-        from .. import functional as F
-
-        return F.log_softmax(self, axis=axis)
-
-    def logsumexp(self, axis=-1, keepdims=False):
-        from .. import functional as F
-
-        return F.logsumexp(self, axis=axis, keepdims=keepdims)
-
-
-def _ops():
-    from . import ops
-
-    return ops
 
 
 def topological_order(root: Tensor) -> list[Tensor]:
@@ -403,6 +286,35 @@ def as_tensors(op: str, inputs) -> list[Tensor]:
         else:
             out.append(x if isinstance(x, Tensor) else Tensor(arr))
     return out
+
+
+def apply(cls, *inputs, **kwargs) -> Tensor:
+    """`Function.apply`: run `cls.forward` on the inputs' arrays and, when a gradient may be needed,
+    record how the result was made (a `Node`) so that `backward()` can call `cls.backward` later.
+
+    Defined here rather than in function.py because it makes Tensors (function.py imports nothing of
+    ours); the line after this function gives it to `Function`. It is the hottest path of the library:
+    every op of every forward pass goes through it, so it does only what it must."""
+    tensors = as_tensors(cls.__name__, inputs)
+    needs = tuple(t.requires_grad for t in tensors)
+    record = is_grad_enabled() and any(needs)
+    ctx = Context(needs, tuple(t.data.shape for t in tensors))
+    out = cls.forward(ctx, *(t.data for t in tensors), **kwargs)
+    result = Tensor(out, requires_grad=record)
+    if record:
+        result._node = Node(cls, ctx, tensors)
+    return result
+
+
+Function.apply = classmethod(apply)
+
+
+def to_tensor(x, dtype=None) -> Tensor:
+    """The one input conversion of the library's functions and modules: `x` itself if it is a Tensor
+    (never copied or cast: its dtype is its own, and a mismatch is the op's error to raise); anything else
+    (ndarray, list, number) as a constant Tensor of `dtype`, or without `dtype` of the dtype NumPy gives it
+    (an ndarray keeps its dtype; a list of floats is float64, where `tensor([...])` makes float32)."""
+    return x if isinstance(x, Tensor) else Tensor(np.asarray(x), dtype=dtype)
 
 
 def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:

@@ -3,13 +3,17 @@
     o, lse = flash_attention(q, k, v, causal=False, scale=None, key_padding_mask=None, backend="numba")
     dq, dk, dv = flash_attention_backward(q, k, v, o, lse, do, causal=..., backend="numba")
 
-Backends: "naive" (alias "reference": materialises the scores, the oracle), "tiled" (FlashAttention-2 in
-readable NumPy, the lesson's pseudocode), "numba" (the same algorithm compiled and parallel; Numba is
-imported only when this backend is first used, so `import minitorch_attn` stays fast), "cuda-cpu" (the
+Backends: "reference" (materialises the scores: the NumPy oracle every kernel is tested against),
+"tiled" (FlashAttention-2 in readable NumPy, the lesson's pseudocode), "numba" (the same algorithm compiled
+and parallel; Numba is imported only when this backend is first used, so `import minitorch_attn` stays fast),
+"cuda-cpu" (the
 CUDA C kernels `kernels/cuda/flash_fwd.cu` and `flash_bwd.cu` compiled with g++ and run on the CPU harness,
 float32), "cupy" (the same CUDA C kernels on a GPU through CuPy, imported only when first used;
 `kernels.cuda.cupy_backend` also has a half-precision tensor-core forward, variant "wmma").
 Shapes, masks and the fully-masked-row convention: `minitorch_attn.kernels.common`.
+
+The oracle was called "naive" here until it was renamed: "naive" is `F.scaled_dot_product_attention`'s
+backend that composes autograd ops; here it raises, naming the new name.
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from .online import merge_normalisers, online_normaliser, online_softmax
 from .reference import attention_backward, attention_forward
 from .tiled import flash_backward_tiled, flash_forward_tiled, online_softmax_tile_step
 
-BACKENDS = ("naive", "reference", "tiled", "numba", "cuda-cpu", "cupy")
+BACKENDS = ("reference", "tiled", "numba", "cuda-cpu", "cupy")
 
 
 def _backend(name: str):
     """(forward, backward) functions of a backend."""
-    if name in ("naive", "reference"):
+    if name == "reference":
         return attention_forward, attention_backward
+    if name == "naive":
+        raise ValueError('the kernels\' NumPy oracle is backend "reference" (it was "naive", the name that '
+                         'F.scaled_dot_product_attention gives its autograd composition): pass backend="reference"')
     if name == "tiled":
         return flash_forward_tiled, flash_backward_tiled
     if name == "numba":

@@ -24,11 +24,9 @@ import math
 
 import numpy as np
 
+from ..shapes import shape_of
+
 DTYPES = (np.float32, np.float64)
-
-
-def _shape(a) -> str:
-    return "(" + ", ".join(str(s) for s in a.shape) + ")"
 
 
 def check_inputs(q, k, v, scale=None, key_padding_mask=None):
@@ -39,20 +37,20 @@ def check_inputs(q, k, v, scale=None, key_padding_mask=None):
     q, k, v = (np.asarray(a) for a in (q, k, v))
     for name, a in (("q", q), ("k", k), ("v", v)):
         if a.ndim != 4:
-            raise ValueError(f"{name} must have shape (B, H, N, d); got {name}.shape = {_shape(a)}")
+            raise ValueError(f"{name} must have shape (B, H, N, d); got {name}.shape = {shape_of(a)}")
         if a.dtype not in DTYPES:
             raise TypeError(f"{name} must be float32 or float64; got {name}.dtype = {a.dtype}")
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"q, k, v must share one dtype; got {q.dtype}, {k.dtype}, {v.dtype}")
     B, H, _, d = q.shape
     if k.shape[:2] != (B, H) or v.shape[:2] != (B, H):
-        raise ValueError(f"q, k, v must agree on (B, H); got q {_shape(q)}, k {_shape(k)}, v {_shape(v)}")
+        raise ValueError(f"q, k, v must agree on (B, H); got q {shape_of(q)}, k {shape_of(k)}, v {shape_of(v)}")
     if k.shape[3] != d:
-        raise ValueError(f"q and k must have the same head dim d; got q {_shape(q)}, k {_shape(k)}")
+        raise ValueError(f"q and k must have the same head dim d; got q {shape_of(q)}, k {shape_of(k)}")
     if v.shape[2] != k.shape[2]:
-        raise ValueError(f"k and v must have the same number of keys Nk; got k {_shape(k)}, v {_shape(v)}")
+        raise ValueError(f"k and v must have the same number of keys Nk; got k {shape_of(k)}, v {shape_of(v)}")
     if d == 0:
-        raise ValueError(f"the head dim d must be at least 1; got q {_shape(q)}")
+        raise ValueError(f"the head dim d must be at least 1; got q {shape_of(q)}")
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     if key_padding_mask is not None:
         key_padding_mask = np.asarray(key_padding_mask)
@@ -61,7 +59,7 @@ def check_inputs(q, k, v, scale=None, key_padding_mask=None):
                             f"got dtype {key_padding_mask.dtype}")
         if key_padding_mask.shape != (B, k.shape[2]):
             raise ValueError(f"key_padding_mask must have shape (B, Nk) = ({B}, {k.shape[2]}); "
-                             f"got {_shape(key_padding_mask)}")
+                             f"got {shape_of(key_padding_mask)}")
     return q, k, v, scale, key_padding_mask
 
 
@@ -72,8 +70,8 @@ def check_backward_inputs(q, k, v, o, lse, do, scale=None, key_padding_mask=None
     want_o = q.shape[:3] + (v.shape[3],)
     for name, a, want in (("o", o, want_o), ("do", do, want_o), ("lse", lse, q.shape[:3])):
         if a.shape != want:
-            raise ValueError(f"{name} must have shape {want} for q {_shape(q)} and v {_shape(v)}; "
-                             f"got {name}.shape = {_shape(a)}")
+            raise ValueError(f"{name} must have shape {want} for q {shape_of(q)} and v {shape_of(v)}; "
+                             f"got {name}.shape = {shape_of(a)}")
         if a.dtype != q.dtype:
             raise TypeError(f"{name} must have the dtype of q ({q.dtype}); got {a.dtype}")
     return q, k, v, o, lse, do, scale, key_padding_mask

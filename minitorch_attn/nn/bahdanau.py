@@ -65,15 +65,12 @@ def check_query_keys_values(who: str, query, keys, values, query_dim: int, key_d
 
 def masked_softmax(scores, key_padding_mask=None):
     """softmax over the last axis of scores (B, Nq, Nk), with padded keys (mask (B, Nk), True = padding)
-    given weight exactly 0; a row whose keys are all padding gets all-zero weights (not NaN)."""
+    given weight exactly 0; a row whose keys are all padding gets all-zero weights (not NaN).
+    `F.masked_softmax` with the opposite convention (True = may attend), for every query alike."""
     if key_padding_mask is None:
         return F.softmax(scores, axis=-1)
-    mask = key_padding_mask[:, None, :]
-    weights = F.softmax(masked_fill(scores, mask, -np.inf), axis=-1)
-    empty = mask.all(axis=-1, keepdims=True)
-    if empty.any():
-        weights = where(np.broadcast_to(empty, weights.shape), np.zeros((), weights.dtype), weights)
-    return weights
+    padding = np.asarray(getattr(key_padding_mask, "data", key_padding_mask))
+    return F.masked_softmax(scores, ~padding[:, None, :], axis=-1)
 
 
 def additive_attention(projected_query, projected_keys, v, values, key_padding_mask=None):

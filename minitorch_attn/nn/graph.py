@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.ops import matmul, maximum, where
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, to_tensor
 from ..linear_attention import elu_plus_one
 from .layers import Linear, uniform
 from .module import Module, ModuleList, Parameter
@@ -70,7 +70,7 @@ def with_self_loops(adj: np.ndarray) -> np.ndarray:
 
 
 def _check_x(x, in_features: int, who: str) -> Tensor:
-    x = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    x = to_tensor(x)
     if x.ndim != 2 or x.shape[1] != in_features:
         raise ValueError(f"{who}: node features x must have shape (N, {in_features}); got {tuple(x.shape)}")
     return x

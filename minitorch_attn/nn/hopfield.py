@@ -34,8 +34,9 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..autograd.tensor import Tensor, no_grad
+from ..autograd.tensor import Tensor, no_grad, to_tensor
 from ..random import default_rng
+from ..shapes import shape_of
 from .layers import LayerNorm, Linear
 from .module import Module, Parameter
 from .multihead import merge_heads, split_heads
@@ -66,17 +67,6 @@ def hopfield_association(q: Tensor, k: Tensor, v: Tensor, beta: float, steps: in
                                                   rng=rng, return_weights=True)
     ### END SOLUTION
     return out, weights
-
-
-def _as_tensor(x, dtype) -> Tensor:
-    if isinstance(x, Tensor):
-        return x
-    arr = np.asarray(x)
-    return Tensor(arr if arr.dtype == dtype else arr.astype(dtype))
-
-
-def _shape(x) -> tuple:
-    return tuple(getattr(x, "shape", np.shape(x)))
 
 
 class Hopfield(Module):
@@ -215,10 +205,10 @@ class Hopfield(Module):
         else:
             stored = state = proj = input
         dtype = self._dtype
-        return tuple(_as_tensor(x, dtype) for x in (stored, state, proj))
+        return tuple(to_tensor(x, dtype) for x in (stored, state, proj))
 
     def _check(self, stored, state, proj):
-        shapes = f"stored {_shape(stored)}, state {_shape(state)}, projection {_shape(proj)}"
+        shapes = f"stored {shape_of(stored)}, state {shape_of(state)}, projection {shape_of(proj)}"
         if not (stored.ndim == state.ndim == proj.ndim) or stored.ndim not in (2, 3):
             raise ValueError(f"Hopfield: the stored, state and projection patterns must all be (B, N, features) "
                              f"(or unbatched (N, features)); got {shapes}")
@@ -346,9 +336,9 @@ class HopfieldPooling(Module):
         The state patterns are `pooling_weights` (1, quantity, input_size), repeated for each of the B bags;
         the input is both the stored patterns and the pattern projections: self.hopfield((input, state, input),
         stored_pattern_padding_mask=...) gives (B, quantity, output_size); flatten the last two axes."""
-        x = _as_tensor(input, self.pooling_weights.dtype)
+        x = to_tensor(input, self.pooling_weights.dtype)
         if x.ndim != 3:
-            raise ValueError(f"HopfieldPooling: input must be (B, N, input_size); got {_shape(x)}")
+            raise ValueError(f"HopfieldPooling: input must be (B, N, input_size); got {shape_of(x)}")
         ### BEGIN SOLUTION
         B = x.shape[0]
         state = self.pooling_weights * np.ones((B, 1, 1), dtype=x.dtype)  # (B, quantity, input_size)
@@ -390,9 +380,9 @@ class HopfieldLayer(Module):
         self.output_size = self.hopfield.output_size
 
     def forward(self, input, association_mask=None):
-        x = _as_tensor(input, self.lookup_weights.dtype)
+        x = to_tensor(input, self.lookup_weights.dtype)
         if x.ndim != 3:
-            raise ValueError(f"HopfieldLayer: input must be (B, S, input_size); got {_shape(x)}")
+            raise ValueError(f"HopfieldLayer: input must be (B, S, input_size); got {shape_of(x)}")
         ones = np.ones((x.shape[0], 1, 1), dtype=x.dtype)
         stored = self.lookup_weights * ones
         targets = stored if self.target_weights is None else self.target_weights * ones

@@ -51,7 +51,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, to_tensor
 from ..random import default_rng
 from ..sdpa import BACKENDS, causal_mask
 from .layers import Linear
@@ -181,8 +181,7 @@ class MultiheadAttention(Module):
     def forward(self, query, key, value, key_padding_mask=None, need_weights: bool = True, attn_mask=None,
                 average_attn_weights: bool = True, is_causal: bool = False, backend: str | None = None):
         dtype = self.out_proj.weight.dtype  # arrays become Tensors of the module's dtype
-        query, key, value = (x if isinstance(x, Tensor) else Tensor(np.asarray(x), dtype=dtype)
-                             for x in (query, key, value))
+        query, key, value = (to_tensor(x, dtype) for x in (query, key, value))
         batched = query.ndim == 3
         if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
             raise ValueError(f"MultiheadAttention: query, key and value must all be (B, N, features) (or unbatched "

@@ -30,7 +30,7 @@ import numpy as np
 from .. import functional as F
 from ..autograd.function import Function
 from ..autograd.ops import concatenate, matmul
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, to_tensor
 from .layers import Linear
 from .module import Module, ModuleList
 from .multihead import MultiheadAttention
@@ -55,12 +55,12 @@ class Softplus(Function):
 
 def softplus(x) -> Tensor:
     """log(1 + e^x), elementwise (differentiable)."""
-    return Softplus.apply(x if isinstance(x, Tensor) else Tensor(np.asarray(x)))
+    return Softplus.apply(to_tensor(x))
 
 
 def gaussian_nll(mu: Tensor, sigma: Tensor, y) -> Tensor:
     """Mean over all elements of -log N(y; μ, σ²) = log σ + (y - μ)² / (2σ²) + log(2π)/2."""
-    y = y if isinstance(y, Tensor) else Tensor(np.asarray(y, dtype=mu.dtype))
+    y = to_tensor(y, mu.dtype)
     if not mu.shape == sigma.shape == y.shape:
         raise ValueError(f"gaussian_nll: mu, sigma and y must have one shape; got {mu.shape}, {sigma.shape}, "
                          f"{y.shape}")
@@ -122,8 +122,7 @@ class ConditionalNP(Module):
 
     def _check(self, x_context, y_context, x_target):
         dtype = self.decoder.layers[0].weight.dtype
-        xc, yc, xt = (t if isinstance(t, Tensor) else Tensor(np.asarray(t, dtype=dtype))
-                      for t in (x_context, y_context, x_target))
+        xc, yc, xt = (to_tensor(t, dtype) for t in (x_context, y_context, x_target))
         ok = (xc.ndim == yc.ndim == xt.ndim == 3 and xc.shape[0] == yc.shape[0] == xt.shape[0]
               and xc.shape[1] == yc.shape[1] and xc.shape[2] == xt.shape[2] == self.x_dim
               and yc.shape[2] == self.y_dim and xc.shape[1] >= 1)

@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..autograd.tensor import Tensor
+from ..autograd.tensor import Tensor, to_tensor
 from ..random import default_rng
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList, Parameter
@@ -77,10 +77,6 @@ def _activation(activation):
     raise ValueError(f"activation should be 'relu', 'gelu' or a callable; got {activation!r}")
 
 
-def _as_input(x, dtype) -> Tensor:
-    return x if isinstance(x, Tensor) else Tensor(np.asarray(x), dtype=dtype)
-
-
 class _Block(Module):
     """What the encoder and decoder layers share: the feed-forward sublayer and batch_first handling."""
 
@@ -101,7 +97,7 @@ class _Block(Module):
         return self._last_dropout(x)
 
     def _in(self, x):
-        x = _as_input(x, self.linear1.weight.dtype)
+        x = to_tensor(x, self.linear1.weight.dtype)
         if x.ndim == 3 and not self.batch_first:
             x = x.transpose(0, 1)
         return x

@@ -31,7 +31,7 @@ from functools import cache
 import numpy as np
 
 from ..common import check_inputs
-from . import SOURCE_DIR
+from . import SOURCE_DIR, expand_includes
 from .forward import array_module, run_flash_forward, shape_only
 from .launch import batch_chunks, debug_sync, describe, device_limits, int32_sizes, launch
 from .nvrtc import CUPY_OPTIONS
@@ -83,7 +83,7 @@ def device_problem(cupy) -> str | None:
 def _module(filename: str):
     """The RawModule of one kernels/cuda/*.cu file (compiled by CuPy on first use, once per process)."""
     cupy = _cupy()
-    return cupy.RawModule(code=(SOURCE_DIR / filename).read_text(), options=MODULE_OPTIONS)
+    return cupy.RawModule(code=expand_includes((SOURCE_DIR / filename).read_text(), filename), options=MODULE_OPTIONS)
 
 
 def kernel(filename: str, name: str):

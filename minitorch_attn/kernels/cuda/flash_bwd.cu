@@ -59,18 +59,11 @@
 // Written to be read first and fast second: no tensor cores, dot products from shared memory with bank
 // conflicts, P and dS broadcast one lane at a time.
 
-#define WARP_SIZE 32
+#include "common.cuh"  // WARP_SIZE, FULL_MASK, neg_inf(), warp_max(), warp_sum()
+
 #define TILE 32                                      // Br of dkdv and Bc of dq: one row per lane
 #define MAX_HEAD_DIM 128
 #define DIMS_PER_LANE (MAX_HEAD_DIM / WARP_SIZE)     // output columns each lane accumulates
-#define FULL_MASK 0xffffffffu
-
-__device__ __forceinline__ float warp_sum(float x) {
-    #pragma unroll
-    for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2)
-        x += __shfl_xor_sync(FULL_MASK, x, offset);
-    return x;
-}
 
 // Is the pair (query i, key j) part of the attention? (In range, causal, key not padding.)
 __device__ __forceinline__ bool pair_allowed(int i, int j, int Nq, int Nk, int causal, int has_padding,

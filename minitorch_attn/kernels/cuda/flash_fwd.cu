@@ -29,28 +29,11 @@
 // Written for clarity, not speed: no tensor cores, one query row per warp, K tile reads not bank-conflict free.
 // NVRTC has no <math.h>: no INFINITY / NAN macros here, -inf is built from its bit pattern.
 
-#define WARP_SIZE 32
+#include "common.cuh"  // WARP_SIZE, FULL_MASK, neg_inf(), warp_max(), warp_sum()
+
 #define BLOCK_N 32                                   // Bc: keys per tile = one key per lane
 #define MAX_HEAD_DIM 128
 #define DIMS_PER_LANE (MAX_HEAD_DIM / WARP_SIZE)     // output columns each lane accumulates
-#define FULL_MASK 0xffffffffu
-
-__device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
-
-// Butterfly reductions: after log2(32) = 5 exchanges every lane holds the max / sum of all 32 lanes.
-__device__ __forceinline__ float warp_max(float x) {
-    #pragma unroll
-    for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2)
-        x = fmaxf(x, __shfl_xor_sync(FULL_MASK, x, offset));
-    return x;
-}
-
-__device__ __forceinline__ float warp_sum(float x) {
-    #pragma unroll
-    for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2)
-        x += __shfl_xor_sync(FULL_MASK, x, offset);
-    return x;
-}
 
 extern "C" __global__ void flash_fwd(
     const float* __restrict__ q,                  // (B*H, Nq, d)

@@ -57,7 +57,8 @@
 // (s, acc, a) is indexed only by compile-time constants: each loop over it is `#pragma unroll`ed over the
 // largest size (MAX_HEAD_DIM), and a smaller d or dv is handled by warp-uniform `if`s inside the unrolled loop.
 
-#define WARP_SIZE 32
+#include "common.cuh"  // WARP_SIZE, FULL_MASK, neg_inf(), warp_max(), warp_sum()
+
 #define NUM_WARPS 4
 #define BLOCK_M (16 * NUM_WARPS)                  // Br: query rows per block
 #define BLOCK_N 32                                // Bc: keys per tile
@@ -65,10 +66,7 @@
 #define PAD 8                                     // halves added to each shared row: no bank conflicts
 #define S_TILES (BLOCK_N / 8)                     // 16 x 8 score tiles per warp and key tile
 #define O_TILES (MAX_HEAD_DIM / 8)                // 16 x 8 output tiles per warp
-#define FULL_MASK 0xffffffffu
 #define MIN_BLOCKS_PER_SM 4                       // caps registers at 65536 / (4 * 128) = 128 per thread
-
-__device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
 
 #ifdef __CUDA_ARCH__  // NVRTC / nvcc: the tensor-core instructions
 

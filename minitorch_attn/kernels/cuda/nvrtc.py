@@ -12,6 +12,8 @@ import glob
 import os
 from functools import cache
 
+from . import expand_includes
+
 # CuPy's RawModule options (cupy/cuda/compiler.py), plus the target arch and ptxas' resource report.
 CUPY_OPTIONS = ("--std=c++17", "-ftz=true", "--device-as-default-execution-space")
 
@@ -63,7 +65,9 @@ def _check(status: int, what: str, log: str = ""):
 
 
 def compile_cubin(source: str, name: str, arch: str, extra_options=()) -> tuple[bytes, str]:
-    """Compile `source` for `arch` (e.g. "sm_90") with CuPy's options; return (cubin, program log)."""
+    """Compile `source` for `arch` (e.g. "sm_90") with CuPy's options; return (cubin, program log).
+    `#include "common.cuh"` is pasted in first (NVRTC as CuPy runs it has no include path)."""
+    source = expand_includes(source, name)
     lib = _lib()
     prog = ctypes.c_void_p()
     _check(lib.nvrtcCreateProgram(ctypes.byref(prog), source.encode(), name.encode(), 0, None, None),

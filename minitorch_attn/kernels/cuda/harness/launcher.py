@@ -69,6 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import expand_includes
 from ..launch import DEFAULT_DYNAMIC_SHARED, SM90
 from .trace import EVENT_DTYPE, Trace
 
@@ -120,6 +121,7 @@ def sanitizer_runtime(sanitizer: str) -> str:
 
 def translation_unit(source: str, filename: str = "kernel.cu") -> tuple[str, list[str]]:
     """The C++ that g++ compiles for `source`, and the names of its `extern "C" __global__` kernels."""
+    source = expand_includes(source, filename)  # common.cuh, pasted in (g++ compiles a copy elsewhere)
     found = _KERNEL_RE.findall(source)  # (launch bounds or "", name)
     names = [name for _, name in found]
     if not names:

@@ -23,11 +23,9 @@
 // past the end returns as a whole, and there is no __syncthreads to skip). Scalars are 4-byte int / float:
 // the launcher casts with numpy.int32 / numpy.float32. NVRTC has no <math.h>: -inf is built from its bits.
 
-#define WARP_SIZE 32
-#define FULL_MASK 0xffffffffu
-#define ROWS_PER_BLOCK 4                             // softmax_rows: warps per block, one row each
+#include "../common.cuh"  // WARP_SIZE, FULL_MASK, neg_inf(), warp_max(), warp_sum()
 
-__device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
+#define ROWS_PER_BLOCK 4                             // softmax_rows: warps per block, one row each
 
 // One thread per score S[i, j]: a dot product of length d, read straight from global memory.
 extern "C" __global__ void naive_scores(
@@ -49,22 +47,6 @@ extern "C" __global__ void naive_scores(
         score = dot * scale;
     }
     s[((size_t)bh * Nq + i) * Nk + j] = score;
-}
-
-// Butterfly reductions: after 5 exchanges (offsets 16, 8, 4, 2, 1) every lane holds the max / the sum of
-// the values all 32 lanes started with. Lesson 11 prints the five steps on concrete values.
-__device__ __forceinline__ float warp_max(float x) {
-    #pragma unroll
-    for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2)
-        x = fmaxf(x, __shfl_xor_sync(FULL_MASK, x, offset));
-    return x;
-}
-
-__device__ __forceinline__ float warp_sum(float x) {
-    #pragma unroll
-    for (int offset = WARP_SIZE / 2; offset > 0; offset /= 2)
-        x += __shfl_xor_sync(FULL_MASK, x, offset);
-    return x;
 }
 
 // One warp per row of S (rows = B*H*Nq rows of length N = Nk), in place: S becomes P = softmax(S), and

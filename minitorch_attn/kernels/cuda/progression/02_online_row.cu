@@ -28,13 +28,13 @@
 // (there is no barrier in this kernel to skip); a thread writes only its own row's columns c0 .. c0 + 31 that
 // are < dv, and lse only from the chunk z = 0. Scalars are 4-byte int / float (numpy.int32 / numpy.float32).
 
+#include "../common.cuh"  // WARP_SIZE, FULL_MASK, neg_inf(), warp_max(), warp_sum()
+
 #define DV_CHUNK 32                                  // output columns accumulated by one thread
 #define ROWS_PER_BLOCK 128
 // __launch_bounds__(ROWS_PER_BLOCK, 8): blocks of 128 threads, and the compiler must fit 8 of them on one SM,
 // so at most 65536 / (8 * 128) = 64 registers per thread. Without it the compiler takes 111 registers on
 // sm_80 (it loads all 32 values of v_j at once to hide the latency); with it, 64 and no spills.
-
-__device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
 
 extern "C" __global__ __launch_bounds__(ROWS_PER_BLOCK, 8) void online_row(
     const float* __restrict__ q,                     // (B*H, Nq, d)

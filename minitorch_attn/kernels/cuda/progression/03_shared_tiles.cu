@@ -30,13 +30,13 @@
 // float32. Causal is aligned top-left (query i sees keys j <= i); a row that sees no key gets o = 0 and
 // lse = -inf. Scalars are 4-byte int / float (numpy.int32 / numpy.float32).
 
+#include "../common.cuh"  // WARP_SIZE, FULL_MASK, neg_inf(), warp_max(), warp_sum()
+
 #define BLOCK_N 32                                   // Bc: keys per tile
 #define DV_CHUNK 32                                  // output columns accumulated by one thread
 #define MAX_BR 64                                    // the largest block (Br) the kernel may be launched with
 // __launch_bounds__(MAX_BR, 16): at most 64 threads per block, 16 blocks per SM, so at most
 // 65536 / (16 * 64) = 64 registers per thread (66 on sm_80 without it). A launch with Br > MAX_BR fails.
-
-__device__ __forceinline__ float neg_inf() { return -__int_as_float(0x7f800000); }
 
 extern "C" __global__ __launch_bounds__(MAX_BR, 16) void shared_tiles(
     const float* __restrict__ q,                     // (B*H, Nq, d)

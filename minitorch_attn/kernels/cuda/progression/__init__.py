@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ...common import check_inputs
-from .. import SOURCE_DIR
+from .. import SOURCE_DIR, expand_includes
 from ..forward import array_module, run_flash_forward, shape_only
 from ..launch import batch_chunks, debug_sync, describe, device_limits, int32_sizes, launch
 
@@ -253,28 +253,29 @@ def cupy_kernels():
         path = Path(path)
         text = cuda_source(path)
         if (path, text) not in modules:
-            modules[(path, text)] = cupy.RawModule(code=text, options=MODULE_OPTIONS)
+            modules[(path, text)] = cupy.RawModule(code=expand_includes(text, path.name), options=MODULE_OPTIONS)
         return modules[(path, text)].get_function(name)
 
     return get_kernel
 
 
 def excerpt(step_, start: str, stop: str | None = None, hide_solutions: bool = True) -> str:
-    """The lines of a step's file from the first line containing `start` to the next one containing `stop`
-    (inclusive; when stop is None, to the end of that definition, a line `}`). The solution blocks of lesson
-    11's exercises are shown as one comment line naming the exercise, unless hide_solutions=False."""
-    s = step_ if isinstance(step_, Step) else step(step_)
+    """The lines of a step's file (or of the file at a Path, e.g. SOURCE_DIR / "common.cuh") from the first
+    line containing `start` to the next one containing `stop` (inclusive; when stop is None, to the end of
+    that definition, a line `}`). The solution blocks of lesson 11's exercises are shown as one comment line
+    naming the exercise, unless hide_solutions=False."""
+    path = step_ if isinstance(step_, Path) else (step_ if isinstance(step_, Step) else step(step_)).path
     if hide_solutions:
         from minitorch_attn.course import catalog
         from minitorch_attn.course.source import hide_cuda_solutions
 
-        lines = hide_cuda_solutions(s.path, catalog.EXERCISES)
+        lines = hide_cuda_solutions(path, catalog.EXERCISES)
     else:
-        lines = s.path.read_text().splitlines()
+        lines = path.read_text().splitlines()
     try:
         first = next(i for i, line in enumerate(lines) if start in line)
     except StopIteration:
-        raise ValueError(f"{s.file} has no line containing {start!r}") from None
+        raise ValueError(f"{path.name} has no line containing {start!r}") from None
     last = next((i for i in range(first + 1, len(lines))
                  if (stop in lines[i] if stop is not None else lines[i] == "}")), len(lines) - 1)
     return "\n".join(lines[first:last + 1])
