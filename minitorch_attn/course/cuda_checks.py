@@ -84,6 +84,7 @@ class DeviceKernel:
 
 def _gpu_kernels(source: str, ex: catalog.Exercise):
     """get_kernel(path, name) on the CUDA device: the exercise's file from `source`, the others as they are."""
+    from ..kernels.cuda import expand_includes
     from ..kernels.cuda.cupy_backend import MODULE_OPTIONS, _cupy
 
     cupy = _cupy()  # CuPy and a device, or the backend's error saying what is missing
@@ -94,7 +95,8 @@ def _gpu_kernels(source: str, ex: catalog.Exercise):
         path = Path(path).resolve()
         if path not in modules:
             code = source if path == target else path.read_text(encoding="utf-8")
-            modules[path] = cupy.RawModule(code=code, options=MODULE_OPTIONS)
+            # NVRTC as CuPy runs it has no include path: common.cuh is pasted in, as for the library's kernels
+            modules[path] = cupy.RawModule(code=expand_includes(code, path.name), options=MODULE_OPTIONS)
         return DeviceKernel(modules[path].get_function(name), cupy)
 
     return get_kernel
