@@ -38,7 +38,8 @@ def test_the_gpu_route_compiles_with_cupy_and_runs_the_solution(gpu_route):
     kernel = get_kernel(progression.step("02").path, "online_row")
     assert isinstance(kernel, cuda_checks.DeviceKernel)
     assert any("online_row" in code for code, _ in gpu_route.compiled), "compiled by (stand-in) CuPy's RawModule"
-    directives = [line for code, _ in gpu_route.compiled for line in code.splitlines() if line.startswith("#include \"")]
+    directives = [line for code, _ in gpu_route.compiled for line in code.splitlines()
+                  if line.startswith('#include "')]
     assert not directives, \
         "NVRTC as CuPy runs it has no include path: common.cuh must be pasted in (kernels.cuda.expand_includes)"
     rng = np.random.default_rng(0)
