@@ -452,7 +452,7 @@ for name, ms in rows.items():
 # %% [markdown]
 # In our runs on a 2-core AMD Zen 5 the library kernel was 20–25× faster than the single-threaded
 # teaching kernel and about as fast as torch at this size (on a 2-core Intel Xeon, about half as fast as
-# torch: see below); the NumPy versions are limited by the
+# torch at this size and three quarters at N = 4096: see below); the NumPy versions are limited by the
 # exponentials, the temporaries and (for the tiled one) Python's loop over tiles. At $N = 1024$ fixed
 # costs still show; the comparison that matters is at long sequences.
 #
@@ -476,12 +476,15 @@ for name, ms in rows.items():
 # | NumPy SGEMM (the practical roof) | 261 GFLOP/s | 252 GFLOP/s |
 #
 # These ratios belong to that CPU. On a 2-core Intel Xeon (Emerald Rapids, AVX-512, LLVM `emeraldrapids`)
-# the same command gave forward 0.51× torch at N = 4096 (276 ms against torch's 142 ms; causal 0.63×) and
-# forward + backward 0.58×: there, torch's MKL-based kernel runs near the chip's peak (242 GFLOP/s on 2
-# cores, NumPy's SGEMM 319), while our register-blocked tile matmul reaches about 60 % of it
-# (`benchmarks/NOTES_attention_cpu.md`, section "Intel"). What moves between machines: the FMA width LLVM
-# chooses (the library asks for 512-bit vectors on AVX-512 CPUs, `MTA_NUMBA_VECTORS`), the BLAS kernel
-# NumPy and torch pick, the clock, and the cost of a store. Measure on yours; the benchmark prints all of it.
+# the same kernels first gave forward 0.51× torch at N = 4096 and forward + backward 0.58×: there, torch's
+# MKL-based kernel runs near the chip's peak, and our tile matmul's loops paid for storing C after every few
+# k steps. With a register tile that keeps an 8 × 32 block of C in 16 zmm registers (`kernels/microkernel.py`),
+# tile buffers on cache-line boundaries, and tile shapes timed once per machine (`kernels/tuning.py`), the
+# same command gave forward 0.77× (causal 0.79×) and forward + backward 0.75× at N = 4096, but only 0.43× at
+# N = 1024 (`benchmarks/NOTES_attention_cpu.md`, section "Intel"). What moves between machines: the FMA width
+# LLVM chooses (the library asks for 512-bit vectors on AVX-512 CPUs, `MTA_NUMBA_VECTORS`), which inner kernel
+# and tiles win (the tuner times them), the BLAS kernel NumPy and torch pick, the clock, and the cost of a
+# store. Measure on yours; the benchmark prints all of it.
 #
 # Memory (same notes): the tiled NumPy forward at N = 2048, H = 8 peaks at 4.8 MiB against the naive
 # version's 384 MiB; Numba forward + backward at N = 16,384, H = 8 grows the process by 225 MiB (7 × one
