@@ -97,7 +97,8 @@ class MatMul(Function):
     """out = a @ b for a: (..., n, k), b: (..., k, m); batch axes broadcast (Exercise 1.4).
 
     Backward: dA = grad @ Bᵀ and dB = Aᵀ @ grad, transposing the last two axes only. When the batch
-    axes were broadcast, the results have the broadcast batch shape; `apply` sums them back.
+    axes were broadcast, the results have the broadcast batch shape; `Tensor.backward` sums them back to
+    each input's shape (unbroadcast).
     """
 
     @staticmethod
