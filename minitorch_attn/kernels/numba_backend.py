@@ -33,7 +33,7 @@ import math
 
 import numba
 import numpy as np
-from numba import literally, njit, prange
+from numba import literally, njit, prange  # literally: in the work items only (see _forward_kernel)
 
 from ..autograd._threading import prefer_workqueue
 from . import tuning
@@ -68,13 +68,18 @@ def _choose(kind, Br, Bc, microkernel):
 def _forward_kernel(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse):
     """q: (BH, Nq, d), k: (BH, Nk, d), v: (BH, Nk, dv), key_pad: (B, Nk) bool (True = padding).
     Writes o: (BH, Nq, dv) and lse: (BH, Nq). One work item per (head, query tile).
-    `mk` is compiled in as a constant (one specialisation per value): see tile_matmul's note."""
-    literally(mk)
+    `mk` picks the inner matmul; each work item's function is compiled once per value, as a constant (see
+    microkernel.py's note). The branch is here, not a `literally` in this entry point: Numba dispatches a call
+    with literal arguments from Python on a slow path, which cost milliseconds per call (a GPT training step
+    makes dozens of these calls on short sequences: 76 -> 139 ms per step)."""
     n_qt = (q.shape[1] + Br - 1) // Br
     for w in prange(q.shape[0] * n_qt):
         bh, t = w // n_qt, w % n_qt
         it = t // 2 if t % 2 == 0 else n_qt - 1 - t // 2  # 0, last, 1, last-1, ...: balanced causal chunks
-        _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, bh, it * Br)
+        if mk:
+            _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, True, o, lse, bh, it * Br)
+        else:
+            _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, False, o, lse, bh, it * Br)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
@@ -148,12 +153,15 @@ def _backward_kernel(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, cau
                      dq_parts, dk, dv):
     """qs = q · scale: (BH, Nq, d); k: (BH, Nk, d), kt = kᵀ: (BH, d, Nk); v, vt likewise; do: (BH, Nq, dv);
     lse, D: (BH, Nq). Adds dS k (not yet scaled) into dq_parts[share]; writes dk (scaled) and dv.
-    One work item per (head, share of its key tiles). `mk` is a compile-time constant, as in the forward."""
-    literally(mk)
+    One work item per (head, share of its key tiles). `mk` as in the forward: a constant in each work item."""
     shares = dq_parts.shape[0]
     for w in prange(qs.shape[0] * shares):
-        _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
-                        dq_parts, dk, dv, w // shares, w % shares)
+        if mk:
+            _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, True,
+                            dq_parts, dk, dv, w // shares, w % shares)
+        else:
+            _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, False,
+                            dq_parts, dk, dv, w // shares, w % shares)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
