@@ -480,8 +480,8 @@ for name, ms in rows.items():
 # MKL-based kernel runs near the chip's peak, and our tile matmul's loops paid for storing C after every few
 # k steps. With a register tile that keeps an 8 × 32 block of C in 16 zmm registers (`kernels/microkernel.py`),
 # tile buffers on cache-line boundaries, and tile shapes timed once per machine (`kernels/tuning.py`), the
-# same command gave forward 0.77× (causal 0.79×) and forward + backward 0.75× at N = 4096, but only 0.43× at
-# N = 1024 (`benchmarks/NOTES_attention_cpu.md`, section "Intel"). What moves between machines: the FMA width
+# same command gave forward 0.82× (causal 0.88×) and forward + backward 0.86× at N = 4096, and forward 0.79×
+# at N = 1024 (`benchmarks/NOTES_attention_cpu.md`, section "Intel"). What moves between machines: the FMA width
 # LLVM chooses (the library asks for 512-bit vectors on AVX-512 CPUs, `MTA_NUMBA_VECTORS`), which inner kernel
 # and tiles win (the tuner times them), the BLAS kernel NumPy and torch pick, the clock, and the cost of a
 # store. Measure on yours; the benchmark prints all of it.
