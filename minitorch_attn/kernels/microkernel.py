@@ -48,11 +48,6 @@ NV = 2          # vectors of C per row
 VECTOR_BYTES = 64
 
 
-def lanes(dtype) -> int:
-    """Lanes of one 64-byte vector of `dtype` (16 for float32, 8 for float64)."""
-    return VECTOR_BYTES // dtype.itemsize
-
-
 def _pointer(builder, base, offset_bytes, elem_type):
     """`base` (i8*) + `offset_bytes`, as a pointer to `elem_type`."""
     return builder.bitcast(builder.gep(base, [offset_bytes], inbounds=True), elem_type.as_pointer())

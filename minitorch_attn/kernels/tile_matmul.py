@@ -172,6 +172,14 @@ def _register_columns(C, B, n):
     return n - n % width
 
 
+@njit(cache=True)
+def _clear(C, m, n):
+    """C[:m, :n] = 0 (the `accumulate=False` start of both register-tile matmuls)."""
+    for i in range(m):
+        for j in range(n):
+            C[i, j] = 0
+
+
 @njit(cache=True, boundscheck=False)
 def _register_tiles(C, A, B, col0, m8, n, k):
     """C[:m8, :n] += A[:m8, :k] @ B[:k, col0:col0+n] in 8 × 2-vector register tiles (m8, n multiples of them)."""
@@ -192,9 +200,7 @@ def _register_tiles_at(C, A, B, m8, n, k):
 def matmul_tile_regs(C, A, B, col0, m, n, k, accumulate):
     """matmul_tile's contract; the blocks of 8 rows × 2 vectors in registers, what is left by matmul_tile."""
     if not accumulate:
-        for i in range(m):
-            for j in range(n):
-                C[i, j] = 0
+        _clear(C, m, n)
     m8, j_lo = m - m % MR, _register_columns(C, B, n)
     if j_lo > 0:
         _register_tiles(C, A, B, col0, m8, j_lo, k)
@@ -208,9 +214,7 @@ def matmul_tile_regs(C, A, B, col0, m, n, k, accumulate):
 def matmul_tile_at_regs(C, A, B, m, n, k, accumulate):
     """matmul_tile_at's contract; the blocks of 8 rows × 2 vectors in registers, what is left by matmul_tile_at."""
     if not accumulate:
-        for i in range(m):
-            for j in range(n):
-                C[i, j] = 0
+        _clear(C, m, n)
     m8, j_lo = m - m % MR, _register_columns(C, B, n)
     if j_lo > 0:
         _register_tiles_at(C, A, B, m8, j_lo, k)

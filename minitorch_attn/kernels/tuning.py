@@ -30,6 +30,7 @@ torch), so a choice changes speed and the last bits of float32 sums, never the r
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -48,8 +49,9 @@ def _wide_vectors() -> bool:
 
 
 # Without timing (MTA_TUNE=off, or before the first tuning): the register tile where 512-bit vectors are used.
-DEFAULTS = {"forward": {"Br": 256, "Bc": 64, "microkernel": _wide_vectors()},
-            "backward": {"Br": 64, "Bc": 256, "microkernel": _wide_vectors()}}
+_WIDE = _wide_vectors()
+DEFAULTS = {"forward": {"Br": 256, "Bc": 64, "microkernel": _WIDE},
+            "backward": {"Br": 64, "Bc": 256, "microkernel": _WIDE}}
 CANDIDATES = {"forward": [(256, 64), (128, 64), (256, 128), (128, 128)],
               "backward": [(64, 256), (64, 128), (128, 128)]}
 PROBLEM = dict(B=1, H=4, N=1024, d=64)
@@ -74,8 +76,6 @@ def machine_key() -> str:
     from numba.core.registry import cpu_target
 
     _, cpu, features = cpu_target.target_context.codegen().magic_tuple()
-    import hashlib
-
     digest = hashlib.sha256(features.encode()).hexdigest()[:12]
     here = Path(__file__).resolve().parent
     code = hashlib.sha256(b"".join((here / f).read_bytes() for f in KERNEL_FILES)).hexdigest()[:12]
