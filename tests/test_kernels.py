@@ -29,7 +29,10 @@ from minitorch_attn.kernels import (
 BACKENDS = ["tiled", "numba"]
 # the kernels run directly, with small tiles: "numba" with tile_matmul's loops, "numba-regtile" with its
 # register tile (microkernel.py) where the columns allow (multiples of 32 float32 / 16 float64)
-KERNELS = ["tiled", "numba", "numba-regtile"]
+# register tile (microkernel.py) where the columns allow (multiples of 32 float32 / 16 float64); "numba-parallel"
+# with the loops through the prange entry kernels, which the backend uses only from SERIAL_BELOW score elements
+# up (these little shapes would otherwise all run the work items in a plain loop)
+KERNELS = ["tiled", "numba", "numba-regtile", "numba-parallel"]
 TOL = {np.float64: 1e-12, np.float32: 1e-5}
 
 
@@ -41,11 +44,26 @@ def _backend_fns(backend, tiles=None):
         from minitorch_attn.kernels.numba_backend import flash_backward_numba as bwd
         from minitorch_attn.kernels.numba_backend import flash_forward_numba as fwd
     Br, Bc = tiles if tiles else ((40, 48) if backend == "numba-regtile" else (16, 32))  # 40 = 32 + 8 columns
+    if backend == "numba-parallel":
+        return _parallel_launch(fwd, Br=Br, Bc=Bc), _parallel_launch(bwd, Br=Bc, Bc=Br)
     if backend.startswith("numba"):
         mk = backend == "numba-regtile"
         return (lambda *a, **kw: fwd(*a, Br=Br, Bc=Bc, microkernel=mk, **kw)), \
             (lambda *a, **kw: bwd(*a, Br=Bc, Bc=Br, microkernel=mk, **kw))
     return (lambda *a, **kw: fwd(*a, Br=Br, Bc=Bc, **kw)), (lambda *a, **kw: bwd(*a, Br=Bc, Bc=Br, **kw))
+
+
+def _parallel_launch(fn, **tiles):
+    """fn with SERIAL_BELOW = 0: every call goes through the prange entry kernels (on 2+ threads)."""
+    from minitorch_attn.kernels import numba_backend as nb
+
+    def call(*a, **kw):
+        saved, nb.SERIAL_BELOW = nb.SERIAL_BELOW, 0
+        try:
+            return fn(*a, microkernel=False, **tiles, **kw)
+        finally:
+            nb.SERIAL_BELOW = saved
+    return call
 
 
 def _inputs(seed, B, H, Nq, Nk, d, dv, scale_logits=1.0):
@@ -320,8 +338,13 @@ def test_fast_exp_accuracy():
     assert np.allclose(fast_exp(x64), np.exp(x64), rtol=1e-15, atol=0), "float64 uses the exact exp"
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_non_contiguous_inputs_and_odd_head_counts(backend):
+@pytest.mark.parametrize("backend", [*BACKENDS, "numba-parallel"])
+def test_non_contiguous_inputs_and_odd_head_counts(backend, monkeypatch):
+    if backend == "numba-parallel":  # the prange kernels: on 2+ threads the backward splits heads into shares
+        from minitorch_attn.kernels import numba_backend as nb
+
+        monkeypatch.setattr(nb, "SERIAL_BELOW", 0)
+        backend = "numba"
     q, k, v, do = _inputs(13, 1, 3, 40, 30, 16, 16)  # B·H = 3: the numba backward splits heads into shares
     qt = np.swapaxes(np.swapaxes(q, 2, 3).copy(), 2, 3)  # same values, non-contiguous
     o, lse = flash_attention(qt, k, v, causal=True, backend=backend)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("numba", reason="the Numba kernels need numba (in the project's dependencies)")
+numba = pytest.importorskip("numba", reason="the Numba kernels need numba (in the project's dependencies)")
 
 from minitorch_attn.kernels import tuning  # noqa: E402
 from minitorch_attn.kernels.microkernel import microkernel_8x2v, microkernel_8x2v_at  # noqa: E402
@@ -163,9 +163,18 @@ def test_the_entry_kernels_take_no_literal_arguments():
 
     rng = np.random.default_rng(3)
     q, k, v, do = (rng.standard_normal((1, 1, 40, 16)).astype(np.float32) for _ in range(4))
-    for mk in (False, True):
-        o, lse = nb.flash_forward_numba(q, k, v, Br=32, Bc=32, microkernel=mk)
-        nb.flash_backward_numba(q, k, v, o, lse, do, Br=32, Bc=32, microkernel=mk)
-    for kernel in (nb._forward_kernel, nb._backward_kernel):
+    saved = nb.SERIAL_BELOW
+    try:
+        for serial_below in (0, saved):  # the prange entry kernels, then the plain-loop ones
+            nb.SERIAL_BELOW = serial_below
+            for mk in (False, True):
+                o, lse = nb.flash_forward_numba(q, k, v, Br=32, Bc=32, microkernel=mk)
+                nb.flash_backward_numba(q, k, v, o, lse, do, Br=32, Bc=32, microkernel=mk)
+    finally:
+        nb.SERIAL_BELOW = saved
+    kernels = [nb._forward_kernel_serial, nb._backward_kernel_serial]
+    if numba.get_num_threads() > 1:
+        kernels += [nb._forward_kernel, nb._backward_kernel]
+    for kernel in kernels:
         literal = [str(t) for sig in kernel.signatures for t in sig if "Literal" in str(t)]
         assert kernel.signatures and not literal, f"{kernel.__name__} was compiled with literal arguments {literal}"

@@ -22,6 +22,8 @@ Same names as the NumPy version: query tiles of `Br` rows, key/value tiles of `B
 - exp: `fastexp` (vectorised polynomial for float32, exact `math.exp` for float64).
 - Masks: entries above the causal diagonal and padded keys get S = -inf (forward) or P = 0 (backward).
 - Threads: Numba's workqueue threading layer unless the user picked one (see the note at THREADING_LAYER).
+- Small problems (fewer than SERIAL_BELOW score elements, e.g. a GPT's short training sequences) and one
+  thread run the same work items in a plain loop: a parallel launch costs more than such a problem's work.
 
 Peak extra memory: a few arrays of the size of q (q · scale, Kᵀ, Vᵀ, dq_parts in the backward), i.e.
 O(B·H·N·d), plus a few (Br × Bc) tiles per work item. Nothing of size N × N.
@@ -54,6 +56,19 @@ FWD_TILES = (tuning.DEFAULTS["forward"]["Br"], tuning.DEFAULTS["forward"]["Bc"])
 BWD_TILES = (tuning.DEFAULTS["backward"]["Br"], tuning.DEFAULTS["backward"]["Bc"])
 
 
+# Below this many score elements (B·H·Nq·Nk) the kernels run on the calling thread. A parallel launch through
+# the workqueue layer costs 50-150 µs even for an empty loop (measured on the Intel Xeon, emeraldrapids: a
+# prange over 2 elements), and with one thread the parallel forward of the baby GPT's attention (B·H = 48,
+# N = 64, d = 32, causal) took 1.05 ms against 0.60 ms for the same work items called in a plain loop; on two
+# threads the two were equal (0.58 / 0.60 ms). At N = 4096 (8 heads: 1.3e8 elements) a launch is noise.
+SERIAL_BELOW = 1 << 20
+
+
+def _serial(B, H, Nq, Nk):
+    """Run the work items in a plain loop: one thread, or too little work for a parallel launch."""
+    return numba.get_num_threads() == 1 or B * H * Nq * Nk < SERIAL_BELOW
+
+
 def _choose(kind, Br, Bc, microkernel):
     """Explicit arguments, else the machine's tuned choice (kernels/tuning.py)."""
     if Br is None or Bc is None or microkernel is None:
@@ -67,19 +82,32 @@ def _choose(kind, Br, Bc, microkernel):
 @njit(parallel=True, cache=True)
 def _forward_kernel(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse):
     """q: (BH, Nq, d), k: (BH, Nk, d), v: (BH, Nk, dv), key_pad: (B, Nk) bool (True = padding).
-    Writes o: (BH, Nq, dv) and lse: (BH, Nq). One work item per (head, query tile).
-    `mk` picks the inner matmul; each work item's function is compiled once per value, as a constant (see
-    microkernel.py's note). The branch is here, not a `literally` in this entry point: Numba dispatches a call
-    with literal arguments from Python on a slow path, which cost milliseconds per call (a GPT training step
-    makes dozens of these calls on short sequences: 76 -> 139 ms per step)."""
+    Writes o: (BH, Nq, dv) and lse: (BH, Nq). One work item per (head, query tile), split over the threads."""
+    for w in prange(q.shape[0] * ((q.shape[1] + Br - 1) // Br)):
+        _forward_item(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, w)
+
+
+@njit(cache=True)
+def _forward_kernel_serial(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse):
+    """_forward_kernel on the calling thread: for problems too small to pay for a parallel launch (SERIAL_BELOW)."""
+    for w in range(q.shape[0] * ((q.shape[1] + Br - 1) // Br)):
+        _forward_item(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, w)
+
+
+@njit(cache=True)
+def _forward_item(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, w):
+    """Work item w = (head, query tile). `mk` picks the inner matmul; the work item's function is compiled
+    once per value, as a constant (see microkernel.py's note). The branch is here, not a `literally` in the
+    entry points: Numba dispatches a call with literal arguments from Python on a slow path, which cost
+    milliseconds per call (a GPT training step makes dozens of these calls on short sequences: 76 -> 139 ms
+    per step)."""
     n_qt = (q.shape[1] + Br - 1) // Br
-    for w in prange(q.shape[0] * n_qt):
-        bh, t = w // n_qt, w % n_qt
-        it = t // 2 if t % 2 == 0 else n_qt - 1 - t // 2  # 0, last, 1, last-1, ...: balanced causal chunks
-        if mk:
-            _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, True, o, lse, bh, it * Br)
-        else:
-            _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, False, o, lse, bh, it * Br)
+    bh, t = w // n_qt, w % n_qt
+    it = t // 2 if t % 2 == 0 else n_qt - 1 - t // 2  # 0, last, 1, last-1, ...: balanced causal chunks
+    if mk:
+        _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, True, o, lse, bh, it * Br)
+    else:
+        _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, False, o, lse, bh, it * Br)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
@@ -153,15 +181,32 @@ def _backward_kernel(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, cau
                      dq_parts, dk, dv):
     """qs = q · scale: (BH, Nq, d); k: (BH, Nk, d), kt = kᵀ: (BH, d, Nk); v, vt likewise; do: (BH, Nq, dv);
     lse, D: (BH, Nq). Adds dS k (not yet scaled) into dq_parts[share]; writes dk (scaled) and dv.
-    One work item per (head, share of its key tiles). `mk` as in the forward: a constant in each work item."""
+    One work item per (head, share of its key tiles), split over the threads."""
+    for w in prange(qs.shape[0] * dq_parts.shape[0]):
+        _backward_item(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+                       dq_parts, dk, dv, w)
+
+
+@njit(cache=True)
+def _backward_kernel_serial(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+                            dq_parts, dk, dv):
+    """_backward_kernel on the calling thread (SERIAL_BELOW)."""
+    for w in range(qs.shape[0] * dq_parts.shape[0]):
+        _backward_item(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+                       dq_parts, dk, dv, w)
+
+
+@njit(cache=True)
+def _backward_item(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+                   dq_parts, dk, dv, w):
+    """Work item w = (head, share). `mk` as in the forward: a constant in each work item's function."""
     shares = dq_parts.shape[0]
-    for w in prange(qs.shape[0] * shares):
-        if mk:
-            _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, True,
-                            dq_parts, dk, dv, w // shares, w % shares)
-        else:
-            _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, False,
-                            dq_parts, dk, dv, w // shares, w % shares)
+    if mk:
+        _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, True,
+                        dq_parts, dk, dv, w // shares, w % shares)
+    else:
+        _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, False,
+                        dq_parts, dk, dv, w // shares, w % shares)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
@@ -230,16 +275,17 @@ def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, caus
                 dv[bh, j0 + r, c] = dv_t[c, r]
 
 
-@njit(parallel=True, cache=True, fastmath=FASTMATH, boundscheck=False)
+@njit(cache=True, fastmath=FASTMATH, boundscheck=False)
 def _rowsum_product(a, b, out):
-    """out[bh, i] = sum_c a[bh, i, c] · b[bh, i, c]  (D = rowsum(dO ∘ O) without an (N, d) temporary)."""
+    """out[bh, i] = sum_c a[bh, i, c] · b[bh, i, c]  (D = rowsum(dO ∘ O) without an (N, d) temporary).
+    On the calling thread: it reads two arrays once, far less work than the backward it feeds."""
     BH, N, n = a.shape
-    for w in prange(BH * N):
-        bh, i = w // N, w % N
-        total = a.dtype.type(0.0)
-        for c in range(n):
-            total += a[bh, i, c] * b[bh, i, c]
-        out[bh, i] = total
+    for bh in range(BH):
+        for i in range(N):
+            total = a.dtype.type(0.0)
+            for c in range(n):
+                total += a[bh, i, c] * b[bh, i, c]
+            out[bh, i] = total
 
 
 def _heads(a):
@@ -260,7 +306,8 @@ def _key_pad(key_padding_mask, B):
 
 def flash_forward_numba(q, k, v, causal=False, scale=None, key_padding_mask=None, Br=None, Bc=None,
                         microkernel=None):
-    """FlashAttention-2 forward, compiled by Numba, parallel over (head, query tile). Returns (o, lse).
+    """FlashAttention-2 forward, compiled by Numba, parallel over (head, query tile) from SERIAL_BELOW score
+    elements up. Returns (o, lse).
 
     Br, Bc, microkernel: None = this machine's tuned choice (kernels/tuning.py)."""
     q, k, v, scale, key_padding_mask = check_inputs(q, k, v, scale, key_padding_mask)
@@ -270,8 +317,9 @@ def flash_forward_numba(q, k, v, causal=False, scale=None, key_padding_mask=None
     key_pad, has_mask = _key_pad(key_padding_mask, B)
     o = np.empty((B * H, Nq, dv), q.dtype)
     lse = np.empty((B * H, Nq), q.dtype)
-    _forward_kernel(_heads(q), _heads(k), _heads(v), key_pad, has_mask, H, bool(causal), q.dtype.type(scale),
-                    Br, Bc, microkernel, o, lse)
+    kernel = _forward_kernel_serial if _serial(B, H, Nq, k.shape[2]) else _forward_kernel
+    kernel(_heads(q), _heads(k), _heads(v), key_pad, has_mask, H, bool(causal), q.dtype.type(scale),
+           Br, Bc, microkernel, o, lse)
     return o.reshape(B, H, Nq, dv), lse.reshape(B, H, Nq)
 
 
@@ -289,13 +337,14 @@ def flash_backward_numba(q, k, v, o, lse, do, causal=False, scale=None, key_padd
     kh, vh, doh = _heads(k), _heads(v), _heads(do)
     D = np.empty((B * H, Nq), q.dtype)
     _rowsum_product(doh, _heads(o), D)
+    serial = _serial(B, H, Nq, k.shape[2])
     threads = numba.get_num_threads()
-    shares = 1 if (B * H) % threads == 0 else threads
+    shares = 1 if serial or (B * H) % threads == 0 else threads
     dq_parts = np.zeros((shares, B * H, Nq, d), q.dtype)
     dk, dv = np.empty_like(kh), np.empty_like(vh)
-    _backward_kernel(_heads(q) * scale, kh, _transposed(kh), vh, _transposed(vh), doh, _heads(lse), D,
-                     key_pad, has_mask, H, bool(causal), Br, Bc, microkernel,
-                     dq_parts, dk, dv)
+    kernel = _backward_kernel_serial if serial else _backward_kernel
+    kernel(_heads(q) * scale, kh, _transposed(kh), vh, _transposed(vh), doh, _heads(lse), D,
+           key_pad, has_mask, H, bool(causal), Br, Bc, microkernel, dq_parts, dk, dv)
     dq = dq_parts[0] if shares == 1 else dq_parts.sum(axis=0)
     dq *= scale
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
