@@ -81,16 +81,17 @@ def _choose(kind, Br, Bc, microkernel):
 
 @njit(parallel=True, cache=True)
 def _forward_kernel(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse):
-    """q: (BH, Nq, d), k: (BH, Nk, d), v: (BH, Nk, dv), key_pad: (B, Nk) bool (True = padding).
-    Writes o: (BH, Nq, dv) and lse: (BH, Nq). One work item per (head, query tile), split over the threads."""
-    for w in prange(q.shape[0] * ((q.shape[1] + Br - 1) // Br)):
+    """q: (B, H, Nq, d), k: (B, H, Nk, d), v: (B, H, Nk, dv), any strides (the caller's views: no copies);
+    key_pad: (B, Nk) bool (True = padding). Writes o: (BH, Nq, dv) and lse: (BH, Nq).
+    One work item per (head, query tile), split over the threads."""
+    for w in prange(o.shape[0] * ((q.shape[2] + Br - 1) // Br)):
         _forward_item(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, w)
 
 
 @njit(cache=True)
 def _forward_kernel_serial(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse):
     """_forward_kernel on the calling thread: for problems too small to pay for a parallel launch (SERIAL_BELOW)."""
-    for w in range(q.shape[0] * ((q.shape[1] + Br - 1) // Br)):
+    for w in range(o.shape[0] * ((q.shape[2] + Br - 1) // Br)):
         _forward_item(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, w)
 
 
@@ -101,7 +102,7 @@ def _forward_item(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, 
     entry points: Numba dispatches a call with literal arguments from Python on a slow path, which cost
     milliseconds per call (a GPT training step makes dozens of these calls on short sequences: 76 -> 139 ms
     per step)."""
-    n_qt = (q.shape[1] + Br - 1) // Br
+    n_qt = (q.shape[2] + Br - 1) // Br
     bh, t = w // n_qt, w % n_qt
     it = t // 2 if t % 2 == 0 else n_qt - 1 - t // 2  # 0, last, 1, last-1, ...: balanced causal chunks
     if mk:
@@ -114,8 +115,9 @@ def _forward_item(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, 
 def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, o, lse, bh, i0):
     """One work item of the forward: query rows i0 .. i0+Br-1 of head bh, against all its keys."""
     literally(mk)  # a constant here too, so that only one inner kernel is compiled in
-    Nq, d = q.shape[1], q.shape[2]
-    Nk, dv = v.shape[1], v.shape[2]
+    Nq, d = q.shape[2], q.shape[3]
+    Nk, dv = v.shape[2], v.shape[3]
+    b, h = bh // heads, bh % heads
     dt = q.dtype.type
     br = min(Br, Nq - i0)
     q_t = aligned_empty(d, Br, q)  # (q_tile · scale)ᵀ; every buffer on a cache line (see aligned_empty)
@@ -128,17 +130,17 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, 
     m_safe = aligned_empty(1, Br, q)[0]  # m, or 0 while a query has seen no key (never -inf - -inf)
     l = aligned_empty(1, Br, q)[0]
     l[:] = 0
-    pad = key_pad[bh // heads]
+    pad = key_pad[b]
     for i in range(br):
         for c in range(d):
-            q_t[c, i] = q[bh, i0 + i, c] * scale
+            q_t[c, i] = q[b, h, i0 + i, c] * scale
     j_end = min(Nk, i0 + br) if causal else Nk  # causal: keys >= i0 + br are seen by no query here
     for j0 in range(0, j_end, Bc):
         bc = min(Bc, j_end - j0)
         if mk:  # S_t = k_tile (q_tile · scale)ᵀ
-            matmul_tile_regs(S_t, k[bh, j0:j0 + bc], q_t, 0, bc, br, d, False)
+            matmul_tile_regs(S_t, k[b, h, j0:j0 + bc], q_t, 0, bc, br, d, False)
         else:
-            matmul_tile(S_t, k[bh, j0:j0 + bc], q_t, 0, bc, br, d, False)
+            matmul_tile(S_t, k[b, h, j0:j0 + bc], q_t, 0, bc, br, d, False)
         for j in range(bc):  # masks: query i sees key j0 + j iff j0 + j <= i0 + i (causal), not padding
             first = min(br, max(0, j0 + j - i0)) if causal else 0
             if has_mask and pad[j0 + j]:
@@ -161,9 +163,9 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, 
         for j in range(bc):
             exp_sub_accumulate(S_t[j], br, m_safe, l)  # P = exp(S - m_new);  l += rowsum P
         if mk:  # acc += P v_tile
-            matmul_tile_at_regs(acc_t, v[bh, j0:j0 + bc], S_t, dv, br, bc, True)
+            matmul_tile_at_regs(acc_t, v[b, h, j0:j0 + bc], S_t, dv, br, bc, True)
         else:
-            matmul_tile_at(acc_t, v[bh, j0:j0 + bc], S_t, dv, br, bc, True)
+            matmul_tile_at(acc_t, v[b, h, j0:j0 + bc], S_t, dv, br, bc, True)
     for i in range(br):
         if l[i] > 0:
             inv = dt(1.0) / l[i]
@@ -177,52 +179,54 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, 
 
 
 @njit(parallel=True, cache=True)
-def _backward_kernel(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+def _backward_kernel(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                      dq_parts, dk, dv):
-    """qs = q · scale: (BH, Nq, d); k: (BH, Nk, d), kt = kᵀ: (BH, d, Nk); v, vt likewise; do: (BH, Nq, dv);
-    lse, D: (BH, Nq). Adds dS k (not yet scaled) into dq_parts[share]; writes dk (scaled) and dv.
+    """qs = q · scale: (BH, Nq, d); k: (BH, Nk, d), kt = kᵀ: (BH, d, Nk); vt = vᵀ: (BH, dv, Nk);
+    do: (B, H, Nq, dv), any strides (the caller's view); lse, D: (BH, Nq).
+    Adds dS k (not yet scaled) into dq_parts[share]; writes dk (scaled) and dv.
     One work item per (head, share of its key tiles), split over the threads."""
     for w in prange(qs.shape[0] * dq_parts.shape[0]):
-        _backward_item(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+        _backward_item(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                        dq_parts, dk, dv, w)
 
 
 @njit(cache=True)
-def _backward_kernel_serial(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+def _backward_kernel_serial(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                             dq_parts, dk, dv):
     """_backward_kernel on the calling thread (SERIAL_BELOW)."""
     for w in range(qs.shape[0] * dq_parts.shape[0]):
-        _backward_item(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+        _backward_item(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                        dq_parts, dk, dv, w)
 
 
 @njit(cache=True)
-def _backward_item(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+def _backward_item(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                    dq_parts, dk, dv, w):
     """Work item w = (head, share). `mk` as in the forward: a constant in each work item's function."""
     shares = dq_parts.shape[0]
     if mk:
-        _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, True,
+        _backward_share(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, True,
                         dq_parts, dk, dv, w // shares, w % shares)
     else:
-        _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, False,
+        _backward_share(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, False,
                         dq_parts, dk, dv, w // shares, w % shares)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
+def _backward_share(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                     dq_parts, dk, dv, bh, share):
     """One work item of the backward: key tiles share, share + shares, ... of head bh."""
     literally(mk)
     Nq, d = qs.shape[1], qs.shape[2]
-    Nk, dvd = v.shape[1], v.shape[2]
+    dvd, Nk = vt.shape[1], vt.shape[2]
+    b, h = bh // heads, bh % heads
     shares = dq_parts.shape[0]
     n_kt = (Nk + Bc - 1) // Bc
     S = aligned_empty(Br, Bc, qs)  # S, then P in place (every buffer on a cache line: see aligned_empty)
     dP = aligned_empty(Br, Bc, qs)  # dP, then dS in place
     dk_t = aligned_empty(d, Bc, qs)  # dKᵀ, dVᵀ of the key tile
     dv_t = aligned_empty(dvd, Bc, qs)
-    pad = key_pad[bh // heads]
+    pad = key_pad[b]
     dq = dq_parts[share, bh]
     for jt in range(share, n_kt, shares):  # interleaved: each share gets early and late key tiles
         j0 = jt * Bc
@@ -249,13 +253,13 @@ def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, caus
                         if pad[j0 + c]:
                             s[c] = 0
             if mk:  # dP = dO vᵀ
-                matmul_tile_regs(dP, do[bh, i0:i0 + br], vt[bh], j0, br, bc, dvd, False)
+                matmul_tile_regs(dP, do[b, h, i0:i0 + br], vt[bh], j0, br, bc, dvd, False)
             else:
-                matmul_tile(dP, do[bh, i0:i0 + br], vt[bh], j0, br, bc, dvd, False)
+                matmul_tile(dP, do[b, h, i0:i0 + br], vt[bh], j0, br, bc, dvd, False)
             if mk:  # dV += Pᵀ dO
-                matmul_tile_at_regs(dv_t, do[bh, i0:i0 + br], S, dvd, bc, br, True)
+                matmul_tile_at_regs(dv_t, do[b, h, i0:i0 + br], S, dvd, bc, br, True)
             else:
-                matmul_tile_at(dv_t, do[bh, i0:i0 + br], S, dvd, bc, br, True)
+                matmul_tile_at(dv_t, do[b, h, i0:i0 + br], S, dvd, bc, br, True)
             for r in range(br):
                 Dr = D[bh, i0 + r]
                 for c in range(bc):
@@ -276,26 +280,30 @@ def _backward_share(qs, k, kt, v, vt, do, lse, D, key_pad, has_mask, heads, caus
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)
-def _rowsum_product(a, b, out):
-    """out[bh, i] = sum_c a[bh, i, c] · b[bh, i, c]  (D = rowsum(dO ∘ O) without an (N, d) temporary).
+def _rowsum_product(x, y, out):
+    """out[b·H + h, i] = sum_c x[b, h, i, c] · y[b, h, i, c] for (B, H, N, n) arrays of any strides
+    (D = rowsum(dO ∘ O) without an (N, d) temporary).
     On the calling thread: it reads two arrays once, far less work than the backward it feeds."""
-    BH, N, n = a.shape
-    for bh in range(BH):
-        for i in range(N):
-            total = a.dtype.type(0.0)
-            for c in range(n):
-                total += a[bh, i, c] * b[bh, i, c]
-            out[bh, i] = total
+    B, H, N, n = x.shape
+    for b in range(B):
+        for h in range(H):
+            for i in range(N):
+                total = x.dtype.type(0.0)
+                for c in range(n):
+                    total += x[b, h, i, c] * y[b, h, i, c]
+                out[b * H + h, i] = total
 
 
 def _heads(a):
-    """(B, H, N, x) -> C-contiguous (B·H, N, x) (a view when `a` is already contiguous)."""
+    """(B, H, N, x) -> C-contiguous (B·H, N, x) (a view when `a` is already contiguous). The forward reads q, k, v
+    with their own strides (no copy); the backward needs k head-major, as a matmul operand whose rows it slices."""
     return np.ascontiguousarray(a.reshape((a.shape[0] * a.shape[1],) + a.shape[2:]))
 
 
 def _transposed(a):
-    """(BH, N, x) -> C-contiguous (BH, x, N)."""
-    return np.ascontiguousarray(np.swapaxes(a, 1, 2))
+    """(B, H, N, x) -> C-contiguous (B·H, x, N): one copy, from any strides."""
+    B, H, N, x = a.shape
+    return np.ascontiguousarray(np.swapaxes(a, 2, 3)).reshape(B * H, x, N)
 
 
 def _key_pad(key_padding_mask, B):
@@ -318,7 +326,7 @@ def flash_forward_numba(q, k, v, causal=False, scale=None, key_padding_mask=None
     o = np.empty((B * H, Nq, dv), q.dtype)
     lse = np.empty((B * H, Nq), q.dtype)
     kernel = _forward_kernel_serial if _serial(B, H, Nq, k.shape[2]) else _forward_kernel
-    kernel(_heads(q), _heads(k), _heads(v), key_pad, has_mask, H, bool(causal), q.dtype.type(scale),
+    kernel(q, k, v, key_pad, has_mask, H, bool(causal), q.dtype.type(scale),
            Br, Bc, microkernel, o, lse)
     return o.reshape(B, H, Nq, dv), lse.reshape(B, H, Nq)
 
@@ -334,16 +342,17 @@ def flash_backward_numba(q, k, v, o, lse, do, causal=False, scale=None, key_padd
     Br, Bc, microkernel = _choose("backward", Br, Bc, microkernel)
     scale = q.dtype.type(scale)
     key_pad, has_mask = _key_pad(key_padding_mask, B)
-    kh, vh, doh = _heads(k), _heads(v), _heads(do)
+    kh = _heads(k)
     D = np.empty((B * H, Nq), q.dtype)
-    _rowsum_product(doh, _heads(o), D)
+    _rowsum_product(do, o, D)
     serial = _serial(B, H, Nq, k.shape[2])
     threads = numba.get_num_threads()
     shares = 1 if serial or (B * H) % threads == 0 else threads
     dq_parts = np.zeros((shares, B * H, Nq, d), q.dtype)
-    dk, dv = np.empty_like(kh), np.empty_like(vh)
+    dk, dv = np.empty_like(kh), np.empty((B * H,) + v.shape[2:], q.dtype)
+    qs = np.multiply(q, scale, order="C").reshape(B * H, Nq, d)  # scaled and head-major in one pass
     kernel = _backward_kernel_serial if serial else _backward_kernel
-    kernel(_heads(q) * scale, kh, _transposed(kh), vh, _transposed(vh), doh, _heads(lse), D,
+    kernel(qs, kh, _transposed(k), _transposed(v), do, _heads(lse), D,
            key_pad, has_mask, H, bool(causal), Br, Bc, microkernel, dq_parts, dk, dv)
     dq = dq_parts[0] if shares == 1 else dq_parts.sum(axis=0)
     dq *= scale
