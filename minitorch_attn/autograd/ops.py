@@ -402,9 +402,14 @@ class Permute(Function):
         return grad.transpose(np.argsort(axes))
 
 
+_BASIC_INDEX = (int, slice, type(None), type(Ellipsis))  # what needs no conversion (x[:, t] in an RNN loop)
+
+
 def normalize_index(index):
     """Turn tensors inside an index into arrays, and check boolean masks are boolean arrays."""
     if isinstance(index, tuple):
+        if all(isinstance(i, _BASIC_INDEX) for i in index):
+            return index
         return tuple(normalize_index(i) for i in index)
     if isinstance(index, Tensor):
         index = index.data

@@ -69,6 +69,14 @@ class Tensor:
         self._node = None  # set by Function.apply on non-leaf tensors
         self._retain = False
 
+    @classmethod
+    def _wrap(cls, data: np.ndarray, requires_grad: bool) -> Tensor:
+        """`Tensor(data, requires_grad)` for an ndarray that needs no conversion or check (what `apply` makes
+        of a forward's float result), without __init__'s conversions: the hottest constructor."""
+        t = cls.__new__(cls)
+        t.data, t.requires_grad, t.grad, t._node, t._retain = data, requires_grad, None, None, False
+        return t
+
     # ---- basic facts -------------------------------------------------------------------------
     shape = property(lambda self: self.data.shape)
     ndim = property(lambda self: self.data.ndim)
@@ -169,7 +177,8 @@ class Tensor:
                         owned.add(key)
                     pg.add_into(grads[key])
                     continue
-                pg = unbroadcast(np.asarray(pg, dtype=parent.data.dtype), parent.shape)
+                if not (type(pg) is np.ndarray and pg.dtype == parent.data.dtype and pg.shape == parent.data.shape):
+                    pg = unbroadcast(np.asarray(pg, dtype=parent.data.dtype), parent.shape)
                 if key not in grads:
                     grads[key] = pg
                 elif key in owned:
@@ -263,6 +272,13 @@ def as_tensors(op: str, inputs) -> list[Tensor]:
     """Wrap the inputs of op `op`. Constants (Python numbers, NumPy arrays) and integer tensors take the
     dtype of the floating tensors among them, so float32 stays float32; with no floating tensor, NumPy
     float arrays keep their dtype, Python floats give float32 (the default), and integers alone stay integers."""
+    dtype = None
+    for x in inputs:  # the common case, first: tensors of one dtype need no wrapping and no casting
+        if not isinstance(x, Tensor) or (dtype is not None and x.data.dtype != dtype):
+            break
+        dtype = x.data.dtype
+    else:
+        return list(inputs)
     tensors = [x for x in inputs if isinstance(x, Tensor)]
     floats = {t.data.dtype for t in tensors if t.data.dtype.kind == "f"}
     if len(floats) > 1:
@@ -300,7 +316,10 @@ def apply(cls, *inputs, **kwargs) -> Tensor:
     record = is_grad_enabled() and any(needs)
     ctx = Context(needs, tuple(t.data.shape for t in tensors))
     out = cls.forward(ctx, *(t.data for t in tensors), **kwargs)
-    result = Tensor(out, requires_grad=record)
+    if type(out) is np.ndarray and (not record or out.dtype.kind == "f"):
+        result = Tensor._wrap(out, record)
+    else:  # numbers, NumPy scalars; and __init__'s error for a non-float result that would need a gradient
+        result = Tensor(out, requires_grad=record)
     if record:
         result._node = Node(cls, ctx, tensors)
     return result
