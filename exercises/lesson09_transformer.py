@@ -26,7 +26,7 @@ import numpy as np
 from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import cat
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.sdpa import causal_mask
+from minitorch_attn.functional.sdpa import causal_mask
 
 
 def residual(x: Tensor, sublayer, norm, norm_first: bool) -> Tensor:

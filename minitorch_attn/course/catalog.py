@@ -173,12 +173,12 @@ EXERCISES: list[Exercise] = [
     # ---- lesson 05: scaled dot-product (add entries below this line) -------------------------------
     Exercise(
         "5.1", "05_scaled_dot_product", "attend: scores, mask, softmax, weighted sum", 4,
-        "minitorch_attn.sdpa", "attend",
+        "minitorch_attn.functional.sdpa", "attend",
         hint="score, mask, softmax over the keys and weight the values; a row that sees no key gets 0, never NaN",
     ),
     Exercise(
         "5.2", "05_scaled_dot_product", "causal_mask: who may attend to whom", 2,
-        "minitorch_attn.sdpa", "causal_mask",
+        "minitorch_attn.functional.sdpa", "causal_mask",
         hint="build the boolean (n_q, n_k) mask of who may attend to whom, shifted by `offset`",
     ),
     # ---- lesson 06: multi-head and positions (add entries below this line) -------------------------

@@ -37,8 +37,8 @@ from .. import functional as F
 from .. import optim
 from ..autograd.ops import cat
 from ..autograd.tensor import Tensor, no_grad
+from ..functional.sdpa import causal_mask
 from ..random import default_rng
-from ..sdpa import causal_mask
 from .layers import GELU, Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleList
 from .multihead import merge_heads, split_heads

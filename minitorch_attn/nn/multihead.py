@@ -52,8 +52,8 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.tensor import Tensor, to_tensor
+from ..functional.sdpa import BACKENDS, causal_mask
 from ..random import default_rng
-from ..sdpa import BACKENDS, causal_mask
 from .layers import Linear
 from .module import Module, Parameter
 

@@ -51,12 +51,12 @@ import math
 
 import numpy as np
 
-from . import functional as F
-from . import kernels
-from .autograd import ops
-from .autograd.function import Function
-from .autograd.tensor import Tensor, as_tensors, to_tensor
-from .shapes import shape_of
+from .. import kernels
+from ..autograd import ops
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor, as_tensors, to_tensor
+from ..shapes import shape_of
+from .common import dropout, softmax
 
 __all__ = ["BACKENDS", "causal_mask", "scaled_dot_product_attention"]
 
@@ -108,7 +108,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
     dead = np.all(scores.data == -np.inf, axis=-1, keepdims=True)  # rows with no key to attend to
     if dead.any():
         scores = ops.where(dead, 0.0, scores)
-    weights = F.softmax(scores, axis=-1)
+    weights = softmax(scores, axis=-1)
     if dead.any():
         weights = ops.where(dead, 0.0, weights)
     out = ops.matmul(weights, v)
@@ -208,7 +208,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
         return _flash(q, k, v, is_causal, scale, padding, backend)
     out, weights = attend(q, k, v, mask, scale)
     if dropout_p > 0.0:
-        weights = F.dropout(weights, dropout_p, training=True, rng=rng)
+        weights = dropout(weights, dropout_p, training=True, rng=rng)
         out = ops.matmul(weights, v)
     return (out, weights) if return_weights else out
 
@@ -285,7 +285,3 @@ def _broadcast(x: Tensor, batch) -> Tensor:
     """x expanded to the batch shape `batch` (an autograd op: its gradient sums over the copies)."""
     return x + np.zeros(batch + (1, 1), dtype=x.dtype)
 
-
-# F's own name for it (see functional.py). setattr rather than `F.x = ...`: the course generator reads a
-# top-level assignment as defining `F` here, and would import F from this module in the learner's file.
-setattr(F, "scaled_dot_product_attention", scaled_dot_product_attention)  # noqa: B010
