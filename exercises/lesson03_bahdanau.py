@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import masked_fill, matmul, where
+from minitorch_attn.functional.common import softmax
 from minitorch_attn.nn.rnn import gru_step
 
 

@@ -14,7 +14,7 @@ from scipy.special import erf, ndtr
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.train import NanoGPT2023Schedule, NanoGPTSchedule
+from minitorch_attn.training.loop import NanoGPT2023Schedule, NanoGPTSchedule
 
 kernel = pytest.importorskip("minitorch_attn.kernels.ops.gelu")
 
@@ -309,7 +309,7 @@ _FAULTS = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "retain":
-    from minitorch_attn.train import retain_freed_memory
+    from minitorch_attn.training.loop import retain_freed_memory
     assert retain_freed_memory()
 for _ in range(3):  # warm up: the heap grows once
     arrays = [np.ones(1 << 18, dtype=np.float32) for _ in range(8)]  # 8 x 1 MiB, as one step's activations

@@ -17,7 +17,9 @@ import minitorch_attn as mta
 from minitorch_attn import nn
 from minitorch_attn.data import text as text_mod
 from minitorch_attn.data.text import CorpusNotFound, char_corpus, load_char_corpus
-from minitorch_attn.train import load_checkpoint, restore, save_checkpoint, train_loop
+from minitorch_attn.functional.sdpa import cached_attention
+from minitorch_attn.training.checkpoint import load_checkpoint, restore, save_checkpoint
+from minitorch_attn.training.loop import train_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -136,11 +138,11 @@ def test_cached_step_equals_full_forward_and_generation_matches():
 def test_cached_attention_uses_a_bottom_right_causal_mask():
     rng = np.random.default_rng(3)
     q, k, v = (mta.tensor(rng.standard_normal((1, 2, 6, 4))) for _ in range(3))
-    full, _ = nn.cached_attention(q, k, v)
+    full, _ = cached_attention(q, k, v)
     ref = mta.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     np.testing.assert_allclose(full.data, ref.data, atol=1e-12)
-    _, past = nn.cached_attention(q[:, :, :4], k[:, :, :4], v[:, :, :4])
-    out, (k_all, v_all) = nn.cached_attention(q[:, :, 4:], k[:, :, 4:], v[:, :, 4:], past)
+    _, past = cached_attention(q[:, :, :4], k[:, :, :4], v[:, :, :4])
+    out, (k_all, v_all) = cached_attention(q[:, :, 4:], k[:, :, 4:], v[:, :, 4:], past)
     np.testing.assert_allclose(out.data, full.data[:, :, 4:], atol=1e-12)
     assert k_all.shape == (1, 2, 6, 4)
 

@@ -7,16 +7,16 @@ entmax (lesson 13, autograd/entmax.py) and scaled_dot_product_attention (sdpa.py
 The other files hold the attention functions of one lesson each, imported by their path
 (`from minitorch_attn.functional.additive import additive_attention`):
 
-    common.py          the elementary ops above                                    lessons 01-02, 09
-    additive.py        additive (Bahdanau) attention, padding masks, argument checks       lesson 03
-    luong.py           Luong's scores (dot, general, concat) and local-p weights           lesson 04
-    sdpa.py            scaled dot-product attention, causal masks, cached attention  lessons 05, 09-11
-    hopfield.py        the modern Hopfield update and energy, hopfield_association     lessons 07-08
-    softmax_limits.py  how sharp softmax can be; entropy; adaptive temperature           lesson 12
-    linear.py          linear, Galerkin and Fourier attention                               lesson 14
-    graph.py           graph attention (GAT) scores, GCN normalisation                      lesson 15
-    neural_process.py  cross-attention aggregation, the Gaussian NLL                        lesson 15
-    anatomy.py         attention composed from a score, a normaliser and a combine          lesson 16
+    common.py            the elementary ops above                                        lessons 01-02, 09
+    additive.py          additive (Bahdanau) attention, padding masks, argument checks   lesson 03
+    luong.py             Luong's scores (dot, general, concat) and local-p weights       lesson 04
+    sdpa.py              scaled dot-product attention, causal masks, cached attention    lessons 05, 09-11
+    hopfield.py          the modern Hopfield update and energy, hopfield_association     lessons 07-08
+    softmax_limits.py    how sharp softmax can be; entropy; adaptive temperature         lesson 12
+    linear_attention.py  linear, Galerkin and Fourier attention                          lesson 14
+    graph.py             graph attention (GAT) scores, GCN normalisation                 lesson 15
+    neural_process.py    cross-attention aggregation, the Gaussian NLL                   lesson 15
+    anatomy.py           attention composed from a score, a normaliser and a combine     lesson 16
 
 The files here import each other's functions directly (`from .common import softmax`), never this
 __init__, so that any of them can be imported on its own.

@@ -1,21 +1,18 @@
-"""Layers and the `Module` machinery, in torch's spelling: `from minitorch_attn import nn`."""
+"""Layers, attention modules and models (Module subclasses, and the classes that hold a model's state), in
+torch's spelling: `from minitorch_attn import nn`. The stateless functions they are built from live in
+`functional/` (e.g. `additive_attention` in functional/additive.py); the training recipes in `training/`."""
 
 from .. import functional
-from .bahdanau import AdditiveAttention, additive_attention, masked_softmax
-from .gpt import GPT, GPTConfig, cached_attention, next_token_probs, sample_tokens  # lesson 09
-from .graph import GAT, GCN, GATLayer, GCNLayer, NodeMLP, gat_attention, gcn_norm, train_node_classifier
-from .hopfield import Hopfield, HopfieldLayer, HopfieldPooling, hopfield_association
+from .bahdanau import AdditiveAttention
+from .gpt import GPT, GPTConfig, next_token_probs, sample_tokens  # lesson 09
+from .graph import GAT, GCN, GATLayer, GCNLayer, NodeMLP
+from .hopfield import ClassicalHopfield, Hopfield, HopfieldLayer, HopfieldPooling
 from .layers import GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, Tanh
-from .luong import LuongAttention, local_p_weights, luong_score
+from .luong import LuongAttention
+from .max_retrieval import MaxRetrievalHead  # lesson 12
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
 from .multihead import MultiheadAttention, merge_heads, split_heads
-from .neural_process import (
-    ConditionalNP,
-    context_errors,
-    cross_attention_aggregate,
-    gaussian_nll,
-    train_neural_process,
-)
+from .neural_process import ConditionalNP
 from .positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
@@ -24,7 +21,7 @@ from .positional import (
     sinusoidal_encoding,
 )
 from .rnn import GRU, GRUCell
-from .seq2seq import Decoder, Encoder, Seq2Seq, evaluate, train_seq2seq
+from .seq2seq import Decoder, Encoder, Seq2Seq
 from .transformer import (  # lesson 09
     Seq2SeqTransformer,
     Transformer,
@@ -45,18 +42,17 @@ __all__ += [
     "apply_rope", "merge_heads", "sinusoidal_encoding", "split_heads",
 ]
 __all__ += [
-    "AdditiveAttention", "Decoder", "Encoder", "LuongAttention", "Seq2Seq", "additive_attention", "evaluate",
-    "local_p_weights", "luong_score", "masked_softmax", "train_seq2seq",
+    "AdditiveAttention", "Decoder", "Encoder", "LuongAttention", "Seq2Seq",
 ]
 __all__ += [  # lesson 09
     "Seq2SeqTransformer", "Transformer", "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",
     "TransformerEncoderLayer", "generate_square_subsequent_mask", "residual",
-    "GPT", "GPTConfig", "cached_attention", "next_token_probs", "sample_tokens",
+    "GPT", "GPTConfig", "next_token_probs", "sample_tokens",
 ]
-__all__ += ["Hopfield", "HopfieldLayer", "HopfieldPooling", "hopfield_association"]  # lessons 07-08
+__all__ += ["ClassicalHopfield", "Hopfield", "HopfieldLayer", "HopfieldPooling"]  # lessons 07-08
+__all__ += ["MaxRetrievalHead"]  # lesson 12
 
 
 __all__ += [  # lesson 15
-    "GAT", "GATLayer", "GCN", "GCNLayer", "NodeMLP", "gat_attention", "gcn_norm", "train_node_classifier",
-    "ConditionalNP", "context_errors", "cross_attention_aggregate", "gaussian_nll", "train_neural_process",
+    "GAT", "GATLayer", "GCN", "GCNLayer", "NodeMLP", "ConditionalNP",
 ]

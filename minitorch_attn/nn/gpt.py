@@ -35,21 +35,20 @@ import numpy as np
 
 from .. import functional as F
 from .. import optim
-from ..autograd.ops import cat
-from ..autograd.tensor import Tensor, no_grad
-from ..functional.sdpa import causal_mask
+from ..autograd.tensor import no_grad
+from ..functional.sdpa import cached_attention
 from ..random import default_rng
 from .layers import GELU, Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleList
 from .multihead import merge_heads, split_heads
 from .transformer import residual
 
-__all__ = ["GPT", "GPTConfig", "cached_attention", "next_token_probs", "sample_tokens"]
+__all__ = ["GPT", "GPTConfig", "next_token_probs", "sample_tokens"]
 
 
 @dataclass
 class GPTConfig:
-    """nanoGPT's GPTConfig (its defaults are GPT-2 small's; the presets in `minitorch_attn.train` are tiny),
+    """nanoGPT's GPTConfig (its defaults are GPT-2 small's; the presets in `minitorch_attn.training.char_lm` are tiny),
     plus `gelu`: the MLP's GELU, "none" (exact, torch's nn.GELU, nanoGPT since May 2023) or "tanh" (the tanh
     formula, nanoGPT's `new_gelu` before then)."""
 
@@ -69,29 +68,6 @@ class GPTConfig:
     def from_dict(cls, d: dict) -> GPTConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def cached_attention(q: Tensor, k: Tensor, v: Tensor, past=None):
-    """Causal attention of new queries against cached and new keys (Exercise 9.2).
-
-    q, k, v: (B, H, T_new, d), the projections of the T_new newest positions.
-    past: None, or the (k_past, v_past) pair of Tensors (B, H, T_past, d) that earlier calls returned.
-    Returns (out (B, H, T_new, d), (k_all, v_all)) where k_all = [k_past; k] along the position axis (-2).
-
-    The new queries are the last T_new of the T = T_past + T_new positions, so query i (position
-    T_past + i) may see keys j <= T_past + i: the causal mask aligned to the bottom-right corner,
-    `causal_mask(T_new, T, offset=T - T_new)` (True = may attend, F.scaled_dot_product_attention's
-    convention). With past=None this is ordinary causal self-attention.
-    """
-    ### BEGIN SOLUTION
-    if past is not None:
-        k = cat([past[0], k], axis=-2)
-        v = cat([past[1], v], axis=-2)
-    t_new, t = q.shape[-2], k.shape[-2]
-    mask = causal_mask(t_new, t, offset=t - t_new)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    ### END SOLUTION
-    return out, (k, v)
 
 
 def next_token_probs(logits, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
