@@ -100,7 +100,7 @@ else:
 # %% [markdown]
 # ### Pre-LN or post-LN?
 #
-# The only difference is where the LayerNorm sits (`nn.residual`, Exercise 9.1). It shows in deep stacks.
+# The only difference is where the LayerNorm sits (`residual` in functional/transformer.py, Exercise 9.1). It shows in deep stacks.
 # **Post-LN** normalises the stream after every sublayer: each block's output has standard deviation 1, and
 # the layers' gradients are of one size. **Pre-LN** never normalises the stream itself: each block *adds* to it,
 # so it grows with depth, while every sublayer reads a normalised copy; the final LayerNorm divides the

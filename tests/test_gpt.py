@@ -18,6 +18,7 @@ from minitorch_attn import nn
 from minitorch_attn.data import text as text_mod
 from minitorch_attn.data.text import CorpusNotFound, char_corpus, load_char_corpus
 from minitorch_attn.functional.sdpa import cached_attention
+from minitorch_attn.functional.transformer import next_token_probs, sample_tokens
 from minitorch_attn.training.checkpoint import load_checkpoint, restore, save_checkpoint
 from minitorch_attn.training.loop import train_loop
 
@@ -149,21 +150,21 @@ def test_cached_attention_uses_a_bottom_right_causal_mask():
 
 def test_next_token_probs_and_sampling():
     logits = np.array([[1.0, 3.0, 2.0, 3.0], [0.0, 0.0, 0.0, 5.0]])
-    p = nn.next_token_probs(logits)
+    p = next_token_probs(logits)
     np.testing.assert_allclose(p.sum(-1), 1.0)
     np.testing.assert_allclose(p[0], np.exp(logits[0]) / np.exp(logits[0]).sum())
-    p2 = nn.next_token_probs(logits, top_k=2)
+    p2 = next_token_probs(logits, top_k=2)
     assert p2[0, 0] == 0 and p2[0, 2] == 0 and p2[0, 1] == p2[0, 3] == 0.5  # ties with the k-th survive
-    pt = nn.next_token_probs(logits, temperature=0.5)
+    pt = next_token_probs(logits, temperature=0.5)
     np.testing.assert_allclose(pt[1], np.exp(2 * logits[1]) / np.exp(2 * logits[1]).sum())
-    g = nn.next_token_probs(logits, temperature=0)
+    g = next_token_probs(logits, temperature=0)
     np.testing.assert_array_equal(g, [[0, 1, 0, 0], [0, 0, 0, 1]])
-    draws = np.array([nn.sample_tokens(p, np.random.default_rng(s)) for s in range(2000)])
+    draws = np.array([sample_tokens(p, np.random.default_rng(s)) for s in range(2000)])
     np.testing.assert_allclose(np.bincount(draws[:, 0], minlength=4) / 2000, p[0], atol=0.04)
     with pytest.raises(ValueError):
-        nn.next_token_probs(logits, top_k=0)
+        next_token_probs(logits, top_k=0)
     with pytest.raises(ValueError):
-        nn.next_token_probs(logits[0])
+        next_token_probs(logits[0])
 
 
 def test_errors_name_the_problem():

@@ -109,3 +109,27 @@ def test_no_file_of_functional_shadows_a_name_of_F():
         assert info.name not in F.__all__, f"functional/{info.name}.py hides F.{info.name} once it is imported"
     for name in F.__all__:
         assert callable(getattr(F, name)) and not inspect.ismodule(getattr(F, name)), f"F.{name} is not a function"
+
+
+def _top_level(path: Path):
+    return ast.parse(path.read_text(encoding="utf-8")).body
+
+
+def test_nn_holds_classes_and_autograd_every_function():
+    # the only functions of nn/: parameter initialisers, a module factory, and torch's name for a causal mask
+    allowed = {"layers.uniform", "multihead.xavier_uniform", "seq2seq.make_attention",
+               "transformer.generate_square_subsequent_mask"}
+    for path in sorted((PKG / "nn").glob("*.py")):
+        for node in _top_level(path):
+            if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+                assert f"{path.stem}.{node.name}" in allowed, (
+                    f"nn/{path.name} defines the function {node.name}: a stateless function belongs in functional/")
+    # every autograd Function lives in autograd/, but FlashAttention (its forward and backward are the kernels),
+    # which stays beside the function that dispatches to it
+    for path in sorted(PKG.rglob("*.py")):
+        for node in _top_level(path):
+            if isinstance(node, ast.ClassDef) and any(getattr(b, "id", None) == "Function" for b in node.bases):
+                where = str(path.relative_to(PKG))
+                exception = (where, node.name) == ("functional/sdpa.py", "FlashAttention")
+                assert where.startswith("autograd/") or exception, (
+                    f"{where} defines the autograd Function {node.name}: Functions belong in autograd/")

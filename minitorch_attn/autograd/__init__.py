@@ -23,7 +23,8 @@ in this list (`from ..x import` anywhere in its files, also inside functions):
 
     random.py, shapes.py   seeds; shape checks
     kernels/               compiled kernels and their NumPy references (NumPy arrays in, arrays out)
-    autograd/              the engine and every autograd Function
+    autograd/              the engine and every autograd Function (but functional/sdpa.py's FlashAttention,
+                           whose forward and backward are kernels, beside the function that dispatches to it)
     functional/            stateless functions on Tensors (`F`)
     optim.py               optimizers and learning-rate schedules
     data/                  datasets and task generators

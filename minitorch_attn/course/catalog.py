@@ -156,7 +156,7 @@ EXERCISES: list[Exercise] = [
     ),
     Exercise(
         "3.2", "03_bahdanau", "bahdanau_step: attend with the previous state, then step the GRU", 2,
-        "minitorch_attn.nn.seq2seq", "bahdanau_step",
+        "minitorch_attn.functional.rnn", "bahdanau_step",
         hint="attend with the previous state, then step the GRU on the embedding and the context",
     ),
     # ---- lesson 04: Luong (add entries below this line) --------------------------------------------
@@ -184,22 +184,22 @@ EXERCISES: list[Exercise] = [
     # ---- lesson 06: multi-head and positions (add entries below this line) -------------------------
     Exercise(
         "6.1", "06_multihead", "split_heads: (B, N, E) -> (B, H, N, E/H)", 1,
-        "minitorch_attn.nn.multihead", "split_heads",
+        "minitorch_attn.functional.multihead", "split_heads",
         hint="give each head its own contiguous slice of the features, heads before positions",
     ),
     Exercise(
         "6.2", "06_multihead", "merge_heads: (B, H, N, d) -> (B, N, H*d)", 1,
-        "minitorch_attn.nn.multihead", "merge_heads",
+        "minitorch_attn.functional.multihead", "merge_heads",
         hint="undo split_heads: positions before heads, heads side by side in the features",
     ),
     Exercise(
         "6.3", "06_multihead", "sinusoidal_encoding: the Transformer's position table", 2,
-        "minitorch_attn.nn.positional", "sinusoidal_encoding",
+        "minitorch_attn.functional.positional", "sinusoidal_encoding",
         hint="fill the table of sines (even columns) and cosines (odd columns) of position times frequency",
     ),
     Exercise(
         "6.4", "06_multihead", "apply_rope: rotary position embedding (half-split pairs)", 3,
-        "minitorch_attn.nn.positional", "apply_rope",
+        "minitorch_attn.functional.positional", "apply_rope",
         hint="rotate each pair of features (i, i + d/2) by its position's angle",
     ),
     # ---- lesson 07: modern Hopfield networks (add entries below this line) -------------------------
@@ -241,7 +241,7 @@ EXERCISES: list[Exercise] = [
     # ---- lesson 09: the transformer (add entries below this line) ----------------------------------
     Exercise(
         "9.1", "09_transformer", "residual: one sublayer, pre-LN or post-LN", 2,
-        "minitorch_attn.nn.transformer", "residual",
+        "minitorch_attn.functional.transformer", "residual",
         hint="apply the sublayer once, with the norm before it (pre-LN) or after the residual sum (post-LN)",
     ),
     Exercise(
@@ -251,7 +251,7 @@ EXERCISES: list[Exercise] = [
     ),
     Exercise(
         "9.3", "09_transformer", "next_token_probs: temperature, top-k, softmax", 2,
-        "minitorch_attn.nn.gpt", "next_token_probs",
+        "minitorch_attn.functional.transformer", "next_token_probs",
         hint="greedy at temperature 0; else divide by the temperature, keep the top k, and softmax",
     ),
     # ---- lesson 10: flash attention on the CPU (add entries below this line) -----------------------

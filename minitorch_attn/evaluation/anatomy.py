@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.tensor import no_grad
-from ..nn.multihead import split_heads
+from ..functional.multihead import split_heads
 
 
 def attention_maps(model, idx) -> np.ndarray:

@@ -4,14 +4,18 @@
 cross_entropy, embedding, dropout, gelu, relu, sigmoid, tanh, linear (common.py), sparsemax, entmax15 and
 entmax (lesson 13, autograd/entmax.py) and scaled_dot_product_attention (sdpa.py).
 
-The other files hold the attention functions of one lesson each, imported by their path
+The other files hold the functions of one lesson each, imported by their path
 (`from minitorch_attn.functional.additive import additive_attention`):
 
     common.py            the elementary ops above                                        lessons 01-02, 09
     additive.py          additive (Bahdanau) attention, padding masks, argument checks   lesson 03
+    rnn.py               the GRU update, Bahdanau's decoder step                         lesson 03
     luong.py             Luong's scores (dot, general, concat) and local-p weights       lesson 04
     sdpa.py              scaled dot-product attention, causal masks, cached attention    lessons 05, 09-11
+    multihead.py         splitting into heads and merging them                           lesson 06
+    positional.py        sinusoidal encodings, rotary embeddings (RoPE)                  lesson 06
     hopfield.py          the modern Hopfield update and energy, hopfield_association     lessons 07-08
+    transformer.py       a block's residual wiring; next-token probabilities, sampling   lesson 09
     softmax_limits.py    how sharp softmax can be; entropy; adaptive temperature         lesson 12
     linear_attention.py  linear, Galerkin and Fourier attention                          lesson 14
     graph.py             graph attention (GAT) scores, GCN normalisation                 lesson 15

@@ -36,11 +36,11 @@ import numpy as np
 
 from ..autograd.tensor import no_grad, to_tensor
 from ..functional.hopfield import hopfield_association
+from ..functional.multihead import merge_heads, split_heads
 from ..random import default_rng
 from ..shapes import shape_of
 from .layers import LayerNorm, Linear
 from .module import Module, Parameter
-from .multihead import merge_heads, split_heads
 
 
 class Hopfield(Module):

@@ -33,14 +33,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from ..autograd.ops import concatenate, matmul, stack
+from ..autograd.ops import concatenate, stack
 from ..autograd.tensor import no_grad
 from ..data.sequences import BOS, PAD, SeqBatch
+from ..functional.rnn import bahdanau_step
 from .bahdanau import AdditiveAttention
 from .layers import Embedding, Linear
 from .luong import LuongAttention
 from .module import Module
-from .rnn import GRU, GRUCell, gru_step
+from .rnn import GRU, GRUCell
 
 STYLES = ("bahdanau", "luong")
 
@@ -65,26 +66,6 @@ class Encoder(Module):
         annotations, h_n = self.gru(self.embed(src))
         final = h_n[0] if not self.bidirectional else concatenate([h_n[0], h_n[1]], axis=-1)
         return annotations, final
-
-
-def bahdanau_step(attend, gi_emb, state, w_ctx_t, w_hh_t, b_hh):
-    """One step of Bahdanau's decoder (Exercise 3.2): attend with the PREVIOUS state, then update the GRU.
-
-        attend(state) -> (context (B, enc_dim), weights (B, L)): the attention over the encoder states,
-                         with the state s_{i-1} (B, H) as the query
-        gi_emb: (B, 3H)  the embedding's share of the GRU input gates, W_ih[:, :E] emb(y_{i-1}) + b_ih
-        w_ctx_t: (enc_dim, 3H)  the context's share of the input weights, transposed (W_ih[:, E:]ᵀ)
-        w_hh_t: (H, 3H), b_hh: (3H,)  the recurrent weights (transposed) and bias
-
-    The GRU reads [emb(y_{i-1}); c_i], so its input gates are gi_emb + c_i W_ih[:, E:]ᵀ; then
-    s_i = gru_step(gates, s_{i-1}, w_hh_t, b_hh). Returns (s_i, c_i, weights).
-    """
-    ### BEGIN SOLUTION
-    context, weights = attend(state)
-    gi = gi_emb + matmul(context, w_ctx_t)
-    state = gru_step(gi, state, w_hh_t, b_hh)
-    ### END SOLUTION
-    return state, context, weights
 
 
 class Decoder(Module):

@@ -34,7 +34,9 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..autograd.tensor import Tensor, to_tensor
+from ..autograd.tensor import to_tensor
+from ..functional.sdpa import causal_mask
+from ..functional.transformer import residual
 from ..random import default_rng
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList, Parameter
@@ -44,27 +46,10 @@ __all__ = ["Transformer", "TransformerDecoder", "TransformerDecoderLayer", "Tran
            "TransformerEncoderLayer", "generate_square_subsequent_mask", "residual"]
 
 
-def residual(x: Tensor, sublayer, norm, norm_first: bool) -> Tensor:
-    """One residual sublayer of a transformer block, pre-LN or post-LN (Exercise 9.1).
-
-        norm_first=True  (pre-LN):   x + sublayer(norm(x))
-        norm_first=False (post-LN):  norm(x + sublayer(x))
-
-    `sublayer` and `norm` are callables Tensor -> Tensor (e.g. self-attention and a LayerNorm).
-    """
-    ### BEGIN SOLUTION
-    if norm_first:
-        out = x + sublayer(norm(x))
-    else:
-        out = norm(x + sublayer(x))
-    ### END SOLUTION
-    return out
-
-
 def generate_square_subsequent_mask(sz: int, dtype=np.float32) -> np.ndarray:
     """torch's causal mask for the transformer modules: (sz, sz) floats, 0 where key j <= query i, -inf
-    above the diagonal (a float mask is added to the scores)."""
-    return np.triu(np.full((sz, sz), -np.inf, dtype=dtype), k=1)
+    above the diagonal (a float mask is added to the scores): `causal_mask(sz, sz)` as an additive mask."""
+    return np.where(causal_mask(sz, sz), 0.0, -np.inf).astype(dtype)
 
 
 def _activation(activation):
