@@ -39,6 +39,7 @@ import numpy as np
 from ..autograd import Tensor, matmul
 from ..autograd.linear_attention import CumSum, EluPlusOne
 from .common import layer_norm, relu
+from .sdpa import causal_mask
 
 FEATURE_MAPS = ("elu+1", "relu", "identity")
 ORDERS = ("kv", "qk")
@@ -166,7 +167,7 @@ def linear_attention_quadratic(q, k, v, causal: bool = False, feature_map="elu+1
     a = matmul(fq, fk.transpose(-2, -1))
     if causal:
         n = q.shape[-2]
-        a = a * np.tril(np.ones((n, n), dtype=a.dtype))
+        a = a * causal_mask(n, n).astype(a.dtype)
     return matmul(a, v) / (a.sum(axis=-1, keepdims=True) + eps)
 
 

@@ -323,7 +323,7 @@ class Seq2SeqTransformer(Module):
     def forward(self, src, tgt_in, src_pad=None):
         src, tgt_in = np.asarray(src), np.asarray(tgt_in)
         T = tgt_in.shape[1]
-        causal = ~np.tril(np.ones((T, T), dtype=bool))  # True = NOT allowed (torch's convention)
+        causal = ~causal_mask(T, T)  # True = NOT allowed (torch's convention)
         h = self.transformer(self._embed(src), self._embed(tgt_in), tgt_mask=causal,
                              src_key_padding_mask=src_pad, memory_key_padding_mask=src_pad)
         return self.out(h)
@@ -357,7 +357,7 @@ class Seq2SeqTransformer(Module):
                 ys = np.full((src.shape[0], 1), BOS, dtype=np.int64)
                 for _ in range(steps):
                     T = ys.shape[1]
-                    h = self.transformer.decoder(self._embed(ys), memory, tgt_mask=~np.tril(np.ones((T, T), bool)),
+                    h = self.transformer.decoder(self._embed(ys), memory, tgt_mask=~causal_mask(T, T),
                                                  memory_key_padding_mask=src_pad)
                     nxt = self.out(h[:, -1]).data.argmax(-1)
                     ys = np.concatenate([ys, nxt[:, None]], axis=1)
