@@ -324,8 +324,8 @@ def _machine():
         except ImportError:
             pass
     try:  # what the numba workers compile for (same environment): LLVM CPU, vector width, tiles, threads
-        from minitorch_attn.autograd._threading import numba_target
         from minitorch_attn.kernels import tuning
+        from minitorch_attn.kernels.ops.threads import numba_target
 
         chosen = tuning.report()  # the workers read the same cache (or time the same candidates)
         f, b = chosen["forward"]["choice"], chosen["backward"]["choice"]

@@ -39,8 +39,8 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from minitorch_attn.autograd._threading import numba_target
     from minitorch_attn.kernels.numba_backend import flash_backward_numba, flash_forward_numba
+    from minitorch_attn.kernels.ops.threads import numba_target
 
     rng = np.random.default_rng(0)
     shape = (1, args.heads, args.n, args.dim)

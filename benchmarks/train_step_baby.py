@@ -14,7 +14,7 @@ A step is: forward + loss, zero_grad, backward, clip the gradient norm to 1, Ada
 parameter groups). Batches are random tokens (the data do not change the cost). Each run times `--steps` steps
 one by one (after 3 warm-up steps) and reports their median; `--repeats` runs alternate ours/torch in fresh
 processes and the best run of each counts. `--threads N` sets OMP/OpenBLAS/MKL/Numba threads and torch's.
-Both engines' processes first call `minitorch_attn.train.retain_freed_memory()`, as train_loop does (glibc
+Both engines' processes first call `minitorch_attn.training.loop.retain_freed_memory()`, as train_loop does (glibc
 keeps freed memory for the next step; `--no-retain-memory` skips it in both).
 Not a test; measurements and what they found: NOTES_train_step_baby.md.
 
@@ -53,7 +53,7 @@ def _median_step_ms(step, steps: int) -> float:
 def _allocator(retain: bool) -> None:
     """Both engines run under the same malloc settings: `retain_freed_memory` (what train_loop does) or none."""
     if retain:
-        from minitorch_attn.train import retain_freed_memory
+        from minitorch_attn.training.loop import retain_freed_memory
 
         retain_freed_memory()
 
@@ -199,8 +199,8 @@ def _torch_param_groups(model, weight_decay: float, decay: str) -> list:
 
 def recipe(preset: str, override: str | None, iters: int | None = None) -> dict:
     """PRESETS[preset] with the JSON `override` ({"model": {...}, "train": {...}}) merged in, shortened to
-    `iters` iterations as `train-char --iters` does (`minitorch_attn.train.with_iters`)."""
-    from minitorch_attn.train import PRESETS, with_iters
+    `iters` iterations as `train-char --iters` does (`minitorch_attn.training.char_lm.with_iters`)."""
+    from minitorch_attn.training.char_lm import PRESETS, with_iters
 
     spec = {k: dict(v) for k, v in PRESETS[preset].items()}
     for part, values in json.loads(override or "{}").items():
@@ -214,7 +214,7 @@ def full_run(engine: str, spec: dict, seed: int = 1337, data: str | None = None)
     import tempfile
 
     if engine == "ours":
-        from minitorch_attn.train import train_char
+        from minitorch_attn.training.char_lm import train_char
 
         with tempfile.TemporaryDirectory() as out:
             hist = train_char(data, spec, out=out, seed=seed, progress=False)
@@ -226,7 +226,8 @@ def full_run(engine: str, spec: dict, seed: int = 1337, data: str | None = None)
     import torch
 
     from minitorch_attn.data.text import load_char_corpus
-    from minitorch_attn.train import SCHEDULES, build_char_model
+    from minitorch_attn.training.char_lm import build_char_model
+    from minitorch_attn.training.loop import SCHEDULES
 
     tc = spec["train"]
     corpus = load_char_corpus(data)
@@ -239,7 +240,7 @@ def full_run(engine: str, spec: dict, seed: int = 1337, data: str | None = None)
                                                      tc["warmup_iters"], tc["lr_decay_iters"], tc["min_lr"])
     bsz, blk, steps = tc["batch_size"], cfg.block_size, tc["max_iters"]
 
-    def estimate(n):  # as minitorch_attn.train.estimate_loss: the same n batches (seed 0) of each split
+    def estimate(n):  # as minitorch_attn.training.loop.estimate_loss: the same n batches (seed 0) of each split
         model.eval()
         out = {}
         with torch.no_grad():
@@ -276,7 +277,7 @@ def eval_noise(checkpoint: str, batches: int = 2000, seed: int = 12345) -> str:
 
     from minitorch_attn.autograd.tensor import no_grad
     from minitorch_attn.data.text import load_char_corpus
-    from minitorch_attn.train import load_char_model
+    from minitorch_attn.training.char_lm import load_char_model
 
     model, _, config = load_char_model(checkpoint)
     corpus = load_char_corpus(None)
@@ -321,7 +322,7 @@ def main() -> int:
                                              "(as train-char --iters; for quick checks)")
     p.add_argument("--data", help="with --full: the corpus (default: $MTA_DATA or ../shared/data/tinyshakespeare.txt)")
     p.add_argument("--no-retain-memory", action="store_true",
-                   help="skip minitorch_attn.train.retain_freed_memory() (train_loop calls it) in both engines")
+                   help="skip minitorch_attn.training.loop.retain_freed_memory() (train_loop calls it) in both engines")
     p.add_argument("--eval-noise", metavar="CHECKPOINT",
                    help="how noisy a 20-batch val estimate of this train-char checkpoint is (see eval_noise)")
     p.add_argument("--engine", choices=("ours", "torch"), help=argparse.SUPPRESS)  # the child processes

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import masked_fill, matmul, where
-from minitorch_attn.nn.rnn import gru_step
+from minitorch_attn.functional.common import softmax
+from minitorch_attn.functional.rnn import gru_step
 
 
 def additive_attention(projected_query, projected_keys, v, values, key_padding_mask=None):

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import masked_fill, matmul, where
-from minitorch_attn.nn.luong import SCORES
+from minitorch_attn.functional.common import softmax
+from minitorch_attn.functional.luong import SCORES
 
 
 def luong_score(query, keys, score, W=None, v=None):

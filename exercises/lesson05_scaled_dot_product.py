@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd import ops
 from minitorch_attn.autograd.tensor import Tensor
+from minitorch_attn.functional.common import softmax
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):

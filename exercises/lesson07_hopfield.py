@@ -26,9 +26,9 @@ import math
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd import ops
-from minitorch_attn.hopfield import _grad_mode, _prepare
+from minitorch_attn.functional.common import logsumexp, softmax
+from minitorch_attn.functional.hopfield import _grad_mode, _prepare
 
 
 def hopfield_update(X, xi, beta: float = 1.0, steps: int | None = 1, tol: float | None = None,

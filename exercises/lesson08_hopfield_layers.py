@@ -24,8 +24,8 @@ import math
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.tensor import Tensor, no_grad, to_tensor
+from minitorch_attn.functional.sdpa import scaled_dot_product_attention
 from minitorch_attn.nn.hopfield import Hopfield
 from minitorch_attn.nn.module import Module, Parameter
 from minitorch_attn.random import default_rng

@@ -23,10 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import cat
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.sdpa import causal_mask
+from minitorch_attn.functional.sdpa import causal_mask, scaled_dot_product_attention
 
 
 def residual(x: Tensor, sublayer, norm, norm_first: bool) -> Tensor:

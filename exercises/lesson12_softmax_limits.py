@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn.softmax_limits import (
+from minitorch_attn.functional.softmax_limits import (
     ENTROPY_THRESHOLD,
     POLY_COEFFS,
     as_float_array,

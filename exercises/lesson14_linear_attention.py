@@ -21,9 +21,9 @@ do not edit it by hand (except inside your blocks).
 
 from __future__ import annotations
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd import Tensor, matmul
-from minitorch_attn.linear_attention import check_order, check_qkv, cumsum
+from minitorch_attn.functional.common import layer_norm
+from minitorch_attn.functional.linear_attention import check_order, check_qkv, cumsum
 
 
 def linear_attention_regrouped(fq: Tensor, fk: Tensor, v: Tensor, eps: float = 1e-6) -> Tensor:

@@ -25,10 +25,10 @@ import math
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import matmul, where
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.nn.graph import leaky_relu
+from minitorch_attn.functional.common import softmax
+from minitorch_attn.functional.graph import leaky_relu
 
 
 def gat_attention(wh: Tensor, a_dst: Tensor, a_src: Tensor, adj: np.ndarray, negative_slope: float = 0.2) -> Tensor:

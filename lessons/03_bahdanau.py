@@ -38,7 +38,9 @@ import minitorch_attn as mta
 from minitorch_attn import viz
 from minitorch_attn.data import decode_tokens, reversal_task
 from minitorch_attn.data.sequences import vocab_size
-from minitorch_attn.nn import AdditiveAttention, Seq2Seq, evaluate, train_seq2seq
+from minitorch_attn.evaluation.seq2seq import evaluate
+from minitorch_attn.nn import AdditiveAttention, Seq2Seq
+from minitorch_attn.training.seq2seq import train_seq2seq
 
 # mta.course.use("exercises")   # run the lesson on your own code
 np.set_printoptions(precision=3, suppress=True)

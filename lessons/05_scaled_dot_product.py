@@ -42,7 +42,7 @@ import numpy as np
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn import viz
-from minitorch_attn.sdpa import causal_mask
+from minitorch_attn.functional.sdpa import causal_mask
 
 # mta.course.use("exercises")   # run the lesson on your own code
 np.set_printoptions(precision=4, suppress=True)

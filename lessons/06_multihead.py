@@ -46,6 +46,7 @@ import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn import nn, optim, viz
 from minitorch_attn.data import two_needle_retrieval
+from minitorch_attn.functional import multihead, positional
 
 # mta.course.use("exercises")   # run the lesson on your own code
 np.set_printoptions(precision=4, suppress=True)
@@ -63,13 +64,13 @@ T0 = time.perf_counter()
 
 # %%
 x = mta.tensor(np.arange(2 * 3 * 6, dtype=np.float64).reshape(2, 3, 6))  # B=2, N=3, E=6
-heads = nn.split_heads(x, 2)  # (2, 2, 3, 3)
+heads = multihead.split_heads(x, 2)  # (2, 2, 3, 3)
 print("x[0]:\n", x.data[0])
 print("head 0 of x[0] (features 0-2):\n", heads.data[0, 0])
 print("head 1 of x[0] (features 3-5):\n", heads.data[0, 1])
 wrong = x.data.reshape(2, 2, 3, 3)
 print("a bare reshape's 'head 0':\n", wrong[0, 0], "  <- mixes positions 0 and 1")
-assert np.array_equal(nn.merge_heads(heads).data, x.data)
+assert np.array_equal(multihead.merge_heads(heads).data, x.data)
 
 # %% [markdown]
 # ## 2. `nn.MultiheadAttention`: PyTorch's module, parameter for parameter
@@ -248,7 +249,7 @@ plt.show()
 
 # %%
 d_model = 32
-pe = nn.sinusoidal_encoding(300, d_model, dtype=np.float64)
+pe = positional.sinusoidal_encoding(300, d_model, dtype=np.float64)
 for k_shift in (1, 7, 50):
     X, Y = pe[:200], pe[k_shift : 200 + k_shift]
     M, *_ = np.linalg.lstsq(X, Y, rcond=None)
@@ -288,14 +289,14 @@ plt.show()
 # %%
 q0, k0 = rng.standard_normal(64), rng.standard_normal(64)
 n_pos = 64
-Qr = nn.apply_rope(mta.tensor(np.tile(q0, (n_pos, 1)))).data
-Kr = nn.apply_rope(mta.tensor(np.tile(k0, (n_pos, 1)))).data
+Qr = positional.apply_rope(mta.tensor(np.tile(q0, (n_pos, 1)))).data
+Kr = positional.apply_rope(mta.tensor(np.tile(k0, (n_pos, 1)))).data
 S = Qr @ Kr.T
 spread = max(np.ptp(np.diagonal(S, offset=o)) for o in range(-n_pos + 1, n_pos))
 print(f"largest spread along a diagonal n - m = const: {'< 1e-10' if spread < 1e-10 else spread}")
 assert spread < 1e-10
 rel = np.array([S[0, n] for n in range(n_pos)])
-assert np.allclose(rel, [q0 @ nn.apply_rope(mta.tensor(k0[None]), offset=n).data[0] for n in range(n_pos)])
+assert np.allclose(rel, [q0 @ positional.apply_rope(mta.tensor(k0[None]), offset=n).data[0] for n in range(n_pos)])
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.4))
 viz.heatmap(S, title="q_m . k_n after RoPE: constant along diagonals", ax=axes[0], xlabel="key position n",
             ylabel="query position m", cmap="RdBu")

@@ -49,13 +49,13 @@ import numpy as np
 import minitorch_attn as mta  # noqa: F401 (for the `use` line below)
 from minitorch_attn import functional as F
 from minitorch_attn.data import clustered_patterns, flip_bits, random_patterns
-from minitorch_attn.hopfield import (
-    ClassicalHopfield,
+from minitorch_attn.functional.hopfield import (
     effective_patterns,
     hopfield_energy,
     hopfield_update,
     retrieval_bound,
 )
+from minitorch_attn.nn import ClassicalHopfield
 
 # mta.course.use("exercises")   # run the lesson on your own code
 np.set_printoptions(precision=4, suppress=True)

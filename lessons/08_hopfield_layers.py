@@ -47,7 +47,7 @@ import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn import nn, optim, viz
 from minitorch_attn.data import corrupt, glyphs, mask_half, mil_bags
-from minitorch_attn.hopfield import hopfield_update
+from minitorch_attn.functional.hopfield import hopfield_update
 
 # mta.course.use("exercises")   # run the lesson on your own code
 np.set_printoptions(precision=4, suppress=True)

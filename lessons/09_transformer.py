@@ -49,7 +49,7 @@ from minitorch_attn import nn, optim, viz
 from minitorch_attn.data import char_corpus, reversal_task
 from minitorch_attn.data.sequences import PAD, vocab_size
 from minitorch_attn.data.text import DEFAULT_CORPUS
-from minitorch_attn.train import train_loop
+from minitorch_attn.training.loop import train_loop
 
 # mta.course.use("exercises")   # run the lesson on your own code
 np.set_printoptions(precision=4, suppress=True)
@@ -100,7 +100,7 @@ else:
 # %% [markdown]
 # ### Pre-LN or post-LN?
 #
-# The only difference is where the LayerNorm sits (`nn.residual`, Exercise 9.1). It shows in deep stacks.
+# The only difference is where the LayerNorm sits (`residual` in functional/transformer.py, Exercise 9.1). It shows in deep stacks.
 # **Post-LN** normalises the stream after every sublayer: each block's output has standard deviation 1, and
 # the layers' gradients are of one size. **Pre-LN** never normalises the stream itself: each block *adds* to it,
 # so it grows with depth, while every sublayer reads a normalised copy; the final LayerNorm divides the
@@ -156,7 +156,7 @@ assert stream_std["pre-LN"][-1] > 2 * stream_std["pre-LN"][0]  # pre-LN: the str
 # positions comes from the position embeddings, and reversal needs nothing else — output $i$ must find source
 # position $l - 1 - i$.
 #
-# Training uses the course's one training loop, `minitorch_attn.train.train_loop` (AdamW, warmup + cosine
+# Training uses the course's one training loop, `minitorch_attn.training.loop.train_loop` (AdamW, warmup + cosine
 # schedule, gradient clipping, a progress bar with the loss and tokens/s). The model: $d = 32$, 4 heads,
 # 2 + 2 pre-LN layers, 46k parameters.
 
@@ -260,7 +260,7 @@ assert np.array_equal(a.data[:, :10], b.data[:, :10]) and np.abs(a.data[:, 10:] 
 # token in attention (and $O(n)$ in everything else); but the keys and values of the old positions never
 # change, so each block can **cache** them and compute only the new position: one query against $n$ cached
 # keys. The new query is the *last* position, so the causal mask is aligned to the **bottom-right** corner —
-# `causal_mask(T_new, T, offset=T - T_new)` from lesson 05 (`nn.cached_attention`, Exercise 9.2).
+# `causal_mask(T_new, T, offset=T - T_new)` from lesson 05 (`cached_attention` in functional/sdpa.py, Exercise 9.2).
 #
 # The cached step must give the same logits as the full forward's last position, and generation with and
 # without the cache the same tokens (the same random draws go through `next_token_probs`, Exercise 9.3:
@@ -385,7 +385,7 @@ assert abs(first_val - np.log(corpus.vocab_size)) < 0.3 and last_val < first_val
 
 # %%
 from minitorch_attn.data.needle import decode_needle, key_position, needle_lm_batch, needle_task, needle_vocab_size
-from minitorch_attn.needle import SymbolCountBaseline, needle_grid
+from minitorch_attn.evaluation.needle import SymbolCountBaseline, needle_grid
 
 N_SYMBOLS, TRAIN_LENGTHS = 16, list(range(8, 33))
 example = needle_task(1, 20, depth=0.5, n_symbols=N_SYMBOLS, seed=0)

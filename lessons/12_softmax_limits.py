@@ -43,9 +43,10 @@ import numpy as np
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn import optim
-from minitorch_attn import softmax_limits as sl
 from minitorch_attn.data.max_retrieval import max_retrieval
-from minitorch_attn.softmax_limits import ENTROPY_THRESHOLD, POLY_COEFFS, MaxRetrievalHead
+from minitorch_attn.functional import softmax_limits as sl
+from minitorch_attn.functional.softmax_limits import ENTROPY_THRESHOLD, POLY_COEFFS
+from minitorch_attn.nn import MaxRetrievalHead
 
 # mta.course.use("exercises")   # run the lesson on your own code (it calls them as sl.entropy, ...)
 np.set_printoptions(precision=4, suppress=True)

@@ -27,7 +27,7 @@
 # 3. **μP's $1/d$ scale** (Yang et al. 2022, *Tensor Programs V*): why $1/\sqrt d$ is right for independent
 #    queries and keys, and $1/d$ once they are correlated.
 #
-# Library: `minitorch_attn/linear_attention.py`. Exercises (in `exercises/lesson14_linear_attention.py`,
+# Library: `minitorch_attn/functional/linear_attention.py`. Exercises (in `exercises/lesson14_linear_attention.py`,
 # graded by `pytest tests/exercises/test_lesson14_linear_attention.py`):
 #
 # | exercise | what | points |
@@ -45,8 +45,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minitorch_attn as mta
-from minitorch_attn import linear_attention as LA
-from minitorch_attn import softmax_limits as SL
+from minitorch_attn.functional import linear_attention as LA
+from minitorch_attn.functional import softmax_limits as SL
 
 # mta.course.use("exercises")   # run the lesson on your own code
 np.set_printoptions(precision=4, suppress=True)

@@ -25,8 +25,9 @@
 #    (x, y) points from a curve and predicts the curve everywhere. Averaging the set into one vector
 #    underfits; letting each target x attend to the context x's fixes it.
 #
-# Library: `minitorch_attn/nn/graph.py`, `minitorch_attn/nn/neural_process.py`, `minitorch_attn/data/graphs.py`,
-# `minitorch_attn/data/gp_curves.py`. Exercises (in `exercises/lesson15_graphs_and_sets.py`, graded by
+# Library: `minitorch_attn/functional/graph.py` and `functional/neural_process.py` (the functions),
+# `nn/graph.py` and `nn/neural_process.py` (the models), `training/graph.py` and `training/neural_process.py`,
+# `data/graphs.py` and `data/gp_curves.py`. Exercises (in `exercises/lesson15_graphs_and_sets.py`, graded by
 # `pytest tests/exercises/test_lesson15_graphs_and_sets.py`):
 #
 # | exercise | what | points |
@@ -44,10 +45,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import minitorch_attn as mta
+from minitorch_attn import nn
 from minitorch_attn.data.gp_curves import gp_curves
 from minitorch_attn.data.graphs import sbm_graph
-from minitorch_attn.nn import graph as G
-from minitorch_attn.nn import neural_process as NP
+from minitorch_attn.evaluation.neural_process import context_errors
+from minitorch_attn.functional import graph as G
+from minitorch_attn.training.graph import train_node_classifier
+from minitorch_attn.training.neural_process import train_neural_process
 
 # mta.course.use("exercises")   # run the lesson on your own code (it calls G.gat_attention, ...)
 np.set_printoptions(precision=3, suppress=True)
@@ -113,7 +117,7 @@ plt.show()
 tiny_adj = np.zeros((5, 5), bool)
 for i, j in [(0, 1), (0, 2), (1, 2), (2, 3)]:
     tiny_adj[i, j] = tiny_adj[j, i] = True
-layer = G.GATLayer(3, 2, heads=1, rng=np.random.default_rng(1), dtype=np.float64)
+layer = nn.GATLayer(3, 2, heads=1, rng=np.random.default_rng(1), dtype=np.float64)
 x_tiny = np.random.default_rng(2).standard_normal((5, 3))
 out_tiny = layer(x_tiny, tiny_adj)
 print("attention weights α (row i = who node i reads from):\n", layer.attention[0])
@@ -160,7 +164,7 @@ print(G.gcn_norm(tiny_adj))
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (float32 training: accuracies and timings can differ in the last node across CPUs; the next cell asserts)
-MODELS = {"MLP": G.NodeMLP, "GCN": G.GCN, "GAT": G.GAT}
+MODELS = {"MLP": nn.NodeMLP, "GCN": nn.GCN, "GAT": nn.GAT}
 SEEDS = (0, 1, 2)
 acc = {name: [] for name in MODELS}
 gats, graphs = [], []
@@ -170,7 +174,7 @@ for seed in SEEDS:
     graphs.append(g)
     for name, cls in MODELS.items():
         model = cls(16, 8, g.n_classes, dropout=0.5, rng=np.random.default_rng(seed))
-        acc[name].append(G.train_node_classifier(model, g, steps=150, lr=0.01, weight_decay=5e-4)["test_acc"])
+        acc[name].append(train_node_classifier(model, g, steps=150, lr=0.01, weight_decay=5e-4)["test_acc"])
         if name == "GAT":
             gats.append(model)
 for name, values in acc.items():
@@ -320,10 +324,10 @@ test_batch = gp_curves(64, n_points=40, n_context=10, seed=12345)  # held-out cu
 np_models, np_errors = {}, {}
 t0 = time.perf_counter()
 for agg in ("mean", "dot", "multihead"):
-    model = NP.ConditionalNP(hidden=NP_HIDDEN, aggregation=agg, num_heads=4, rng=np.random.default_rng(0))
-    losses = NP.train_neural_process(model, steps=NP_STEPS, batch_size=16, n_points=40, context_range=(3, 20),
-                                     lr=1e-3, seed=0)
-    np_models[agg], np_errors[agg] = model, NP.context_errors(model, test_batch)
+    model = nn.ConditionalNP(hidden=NP_HIDDEN, aggregation=agg, num_heads=4, rng=np.random.default_rng(0))
+    losses = train_neural_process(model, steps=NP_STEPS, batch_size=16, n_points=40, context_range=(3, 20),
+                                  lr=1e-3, seed=0)
+    np_models[agg], np_errors[agg] = model, context_errors(model, test_batch)
     e = np_errors[agg]
     print(f"{agg:>9}: final train NLL {np.mean(losses[-100:]):.3f} | held-out context MSE {e['context_mse']:.4f}, "
           f"NLL {e['context_nll']:.3f} | all targets MSE {e['target_mse']:.4f}, NLL {e['target_nll']:.3f}")

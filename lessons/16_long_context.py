@@ -48,7 +48,7 @@ import numpy as np
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn import nn, viz
-from minitorch_attn.train import train_loop
+from minitorch_attn.training.loop import train_loop
 
 # mta.course.use("exercises")   # run the lesson on your own code
 np.set_printoptions(precision=3, suppress=True)
@@ -80,8 +80,8 @@ from minitorch_attn.data.two_hop import (
     fact_position,
     fact_task,
     fact_vocab_size,
-    two_hop_grid,
 )
+from minitorch_attn.evaluation.two_hop import two_hop_grid
 
 E = 6
 for kind in ("literal", "two_hop"):
@@ -179,7 +179,7 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 # (float32 trained weights: the last digits vary across CPUs; the assertion two cells below holds with a margin)
-from minitorch_attn.anatomy import attention_maps
+from minitorch_attn.evaluation.anatomy import attention_maps
 
 probe = fact_task("two_hop", 200, 8, depth=None, n_entities=E, seed=7)
 maps = attention_maps(models["two_hop", 2], probe.tokens)  # (layer, B, head, T, T)
@@ -221,7 +221,7 @@ assert on_bridge[0] >= 0.5 and on_answer[1] >= 0.5  # layer 1 finds the bridge, 
 # | Vaswani (05) | $q_i \cdot k_j / \sqrt{d}$ | softmax | $\sum_j w_{ij} v_j$ |
 # | Galerkin (14) | $q_i \cdot \mathrm{LN}(k_j)$ | $1/n$ | $Q\,(\mathrm{LN}(K)^\top \mathrm{LN}(V))/n$ |
 #
-# `minitorch_attn.anatomy` names each part; each part reuses the library's own code where the library has it
+# `minitorch_attn.functional.anatomy` names each part; each part reuses the library's own code where the library has it
 # as a function (`luong_score`, `F.layer_norm`, `F.softmax`), and `compose_attention` glues three of them.
 # Galerkin's score is kept **factored**, $(Q, \mathrm{LN}(K))$, so the $1/n$ normaliser can record its
 # divisor and the combine can multiply in the cheap order — the regrouping only exists because the score is
@@ -232,7 +232,7 @@ assert on_bridge[0] >= 0.5 and on_answer[1] >= 0.5  # layer 1 finds the bridge, 
 # operations in the library's order.
 
 # %%
-from minitorch_attn.anatomy import (
+from minitorch_attn.functional.anatomy import (
     additive_score,
     compose_attention,
     galerkin_combine,
@@ -243,7 +243,7 @@ from minitorch_attn.anatomy import (
     softmax_normaliser,
     weighted_sum,
 )
-from minitorch_attn.linear_attention import galerkin_attention
+from minitorch_attn.functional.linear_attention import galerkin_attention
 
 rng = np.random.default_rng(0)
 B, Nq, Nk, d, dv = 2, 5, 7, 8, 4

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return grade_class_main(rest)
     # ---- lesson 09: the character-level language model
     if command in ("train-char", "sample"):
-        from .train import main as train_main
+        from .training.char_lm import main as train_main
 
         return train_main(rest, command=command)
     print(f"unknown command {command!r}\n{__doc__}", file=sys.stderr)

@@ -126,11 +126,11 @@ _KERNEL: list = []
 
 
 def _kernel():
-    """`minitorch_attn._optim_kernel` (Numba: Adam's update in one vectorised pass; float64 sums of squares),
+    """`minitorch_attn.kernels.ops.adam` (Numba: Adam's update in one vectorised pass; float64 sums of squares),
     or None without Numba; imported on first use."""
     if not _KERNEL:
         try:
-            from . import _optim_kernel as kernel
+            from .kernels.ops import adam as kernel
         except ImportError:
             kernel = None
         _KERNEL.append(kernel)
@@ -145,7 +145,7 @@ class Adam(Optimizer):
         p = p - lr / (1 - β1ᵗ) * m / (√v / √(1 - β2ᵗ) + eps)
 
     The NumPy lines below are the reference; with Numba installed, float32/float64 parameters stored
-    contiguously go through `_optim_kernel.adam_update` instead (the same formula in one pass).
+    contiguously go through `kernels/ops/adam.adam_update` instead (the same formula in one pass).
     """
 
     decoupled_weight_decay = False
@@ -186,7 +186,7 @@ class Adam(Optimizer):
 
 
 def _fast(p: np.ndarray, m: np.ndarray, v: np.ndarray) -> bool:
-    """Whether `_optim_kernel.adam_update` can update p, m, v in place (contiguous float arrays of one dtype)."""
+    """Whether `kernels/ops/adam.adam_update` can update p, m, v in place (contiguous float arrays of one dtype)."""
     return (p.dtype in (np.float32, np.float64) and m.dtype == p.dtype and v.dtype == p.dtype
             and p.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous and p.flags.writeable
             and _kernel() is not None)

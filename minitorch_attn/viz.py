@@ -106,7 +106,7 @@ def flash_tiles(n_q: int, n_k: int, Br: int, Bc: int, causal: bool = False, titl
 
 def needle_heatmap(acc, lengths, depths, title: str = "", ax=None, annotate: bool = True, colorbar: bool = True,
                    trained_max: int | None = None, cmap: str = "viridis"):
-    """A needle-in-a-haystack grid (`minitorch_attn.needle.needle_grid`): rows are sequence lengths (shortest
+    """A needle-in-a-haystack grid (`minitorch_attn.evaluation.needle.needle_grid`): rows are sequence lengths (shortest
     on top), columns needle depths (0 = the start of the sequence, 1 = just before the query); colour is
     accuracy on a fixed 0-1 scale, NaN cells (lengths beyond the model's context) grey. With `trained_max`, a
     dashed line separates the lengths <= trained_max (seen in training) from the longer ones. Returns the ax."""

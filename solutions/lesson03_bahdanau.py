@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import masked_fill, matmul, where
-from minitorch_attn.nn.rnn import gru_step
+from minitorch_attn.functional.common import softmax
+from minitorch_attn.functional.rnn import gru_step
 
 
 def additive_attention(projected_query, projected_keys, v, values, key_padding_mask=None):
@@ -38,10 +38,10 @@ def additive_attention(projected_query, projected_keys, v, values, key_padding_m
     hidden = (projected_query[:, :, None, :] + projected_keys[:, None, :, :]).tanh()  # (B, Nq, Nk, H)
     scores = matmul(hidden, v)  # (B, Nq, Nk)
     if key_padding_mask is None:
-        weights = F.softmax(scores, axis=-1)
+        weights = softmax(scores, axis=-1)
     else:
         mask = key_padding_mask[:, None, :]  # (B, 1, Nk): the same keys are padding for every query
-        weights = F.softmax(masked_fill(scores, mask, -np.inf), axis=-1)
+        weights = softmax(masked_fill(scores, mask, -np.inf), axis=-1)
         empty = mask.all(axis=-1, keepdims=True)  # every key padded: softmax gave NaN, define it as 0
         if empty.any():
             weights = where(np.broadcast_to(empty, weights.shape), np.zeros((), weights.dtype), weights)

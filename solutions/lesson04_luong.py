@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import masked_fill, matmul, where
-from minitorch_attn.nn.luong import SCORES
+from minitorch_attn.functional.common import softmax
+from minitorch_attn.functional.luong import SCORES
 
 
 def luong_score(query, keys, score, W=None, v=None):
@@ -60,7 +60,7 @@ def local_p_weights(scores, positions, D, key_padding_mask=None):
     outside = np.abs(s - positions.data[..., None]) > D  # (B, Nq, Nk): a constant, not differentiated
     if key_padding_mask is not None:
         outside = outside | key_padding_mask[:, None, :]
-    align = F.softmax(masked_fill(scores, outside, -np.inf), axis=-1)
+    align = softmax(masked_fill(scores, outside, -np.inf), axis=-1)
     empty = outside.all(axis=-1, keepdims=True)
     if empty.any():  # no key in the window: softmax gave NaN there; define the row as zeros
         align = where(np.broadcast_to(empty, align.shape), np.zeros((), align.dtype), align)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd import ops
 from minitorch_attn.autograd.tensor import Tensor
+from minitorch_attn.functional.common import softmax
 
 
 def attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
@@ -44,7 +44,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
     dead = np.all(scores.data == -np.inf, axis=-1, keepdims=True)  # rows with no key to attend to
     if dead.any():
         scores = ops.where(dead, 0.0, scores)
-    weights = F.softmax(scores, axis=-1)
+    weights = softmax(scores, axis=-1)
     if dead.any():
         weights = ops.where(dead, 0.0, weights)
     out = ops.matmul(weights, v)

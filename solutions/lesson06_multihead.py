@@ -20,7 +20,7 @@ import numpy as np
 
 from minitorch_attn.autograd import ops
 from minitorch_attn.autograd.tensor import Tensor, as_tensors
-from minitorch_attn.nn.positional import rope_angles
+from minitorch_attn.functional.positional import rope_angles
 
 
 def split_heads(x: Tensor, num_heads: int) -> Tensor:

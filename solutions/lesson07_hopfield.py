@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd import ops
-from minitorch_attn.hopfield import _grad_mode, _prepare
+from minitorch_attn.functional.common import logsumexp, softmax
+from minitorch_attn.functional.hopfield import _grad_mode, _prepare
 
 
 def hopfield_update(X, xi, beta: float = 1.0, steps: int | None = 1, tol: float | None = None,
@@ -44,7 +44,7 @@ def hopfield_update(X, xi, beta: float = 1.0, steps: int | None = 1, tol: float 
         ### BEGIN SOLUTION
         Xt = X.transpose(-2, -1)
         for _ in range(steps):
-            p = F.softmax(ops.matmul(xi, Xt) * beta, axis=-1)  # (..., S, N): one distribution per state
+            p = softmax(ops.matmul(xi, Xt) * beta, axis=-1)  # (..., S, N): one distribution per state
             new = ops.matmul(p, X)  # (..., S, d): the weighted average of the stored patterns
             change = float(np.max(np.abs(new.data - xi.data))) if tol is not None else None
             xi = new
@@ -72,7 +72,7 @@ def hopfield_energy(X, xi, beta: float = 1.0):
         n = X.shape[-2]
         ### BEGIN SOLUTION
         scores = ops.matmul(xi, X.transpose(-2, -1))  # (..., S, N): x_i · ξ
-        lse = F.logsumexp(scores * beta, axis=-1) / beta  # (..., S)
+        lse = logsumexp(scores * beta, axis=-1) / beta  # (..., S)
         M2 = (X * X).sum(axis=-1).max(axis=-1, keepdims=True)  # (..., 1): the largest squared norm
         energy = -lse + 0.5 * (xi * xi).sum(axis=-1) + math.log(n) / beta + 0.5 * M2
         ### END SOLUTION

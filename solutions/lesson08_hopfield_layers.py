@@ -18,8 +18,8 @@ import math
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.tensor import Tensor, no_grad, to_tensor
+from minitorch_attn.functional.sdpa import scaled_dot_product_attention
 from minitorch_attn.nn.hopfield import Hopfield
 from minitorch_attn.nn.module import Module, Parameter
 from minitorch_attn.random import default_rng
@@ -42,12 +42,12 @@ def hopfield_association(q: Tensor, k: Tensor, v: Tensor, beta: float, steps: in
     ### BEGIN SOLUTION
     xi = q
     for _ in range(steps - 1):
-        new = F.scaled_dot_product_attention(xi, k, k, attn_mask=attn_mask, scale=beta)
+        new = scaled_dot_product_attention(xi, k, k, attn_mask=attn_mask, scale=beta)
         converged = tol is not None and float(np.max(np.abs(new.data - xi.data), initial=0.0)) < tol
         xi = new
         if converged:
             break
-    out, weights = F.scaled_dot_product_attention(xi, k, v, attn_mask=attn_mask, scale=beta, dropout_p=dropout_p,
+    out, weights = scaled_dot_product_attention(xi, k, v, attn_mask=attn_mask, scale=beta, dropout_p=dropout_p,
                                                   rng=rng, return_weights=True)
     ### END SOLUTION
     return out, weights

@@ -15,9 +15,9 @@ do not edit it by hand.
 
 from __future__ import annotations
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd import Tensor, matmul
-from minitorch_attn.linear_attention import check_order, check_qkv, cumsum
+from minitorch_attn.functional.common import layer_norm
+from minitorch_attn.functional.linear_attention import check_order, check_qkv, cumsum
 
 
 def linear_attention_regrouped(fq: Tensor, fk: Tensor, v: Tensor, eps: float = 1e-6) -> Tensor:
@@ -73,8 +73,8 @@ def galerkin_attention(q, k, v, order: str = "kv", eps: float = 1e-5) -> Tensor:
     check_order("galerkin_attention", order)
     n = k.shape[-2]
     ### BEGIN SOLUTION
-    k_n = F.layer_norm(k, k.shape[-1], eps=eps)
-    v_n = F.layer_norm(v, v.shape[-1], eps=eps)
+    k_n = layer_norm(k, k.shape[-1], eps=eps)
+    v_n = layer_norm(v, v.shape[-1], eps=eps)
     if order == "kv":
         return matmul(q, matmul(k_n.transpose(-2, -1), v_n)) / n
     return matmul(matmul(q, k_n.transpose(-2, -1)), v_n) / n

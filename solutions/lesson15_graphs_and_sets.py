@@ -19,10 +19,10 @@ import math
 
 import numpy as np
 
-from minitorch_attn import functional as F
 from minitorch_attn.autograd.ops import matmul, where
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.nn.graph import leaky_relu
+from minitorch_attn.functional.common import softmax
+from minitorch_attn.functional.graph import leaky_relu
 
 
 def gat_attention(wh: Tensor, a_dst: Tensor, a_src: Tensor, adj: np.ndarray, negative_slope: float = 0.2) -> Tensor:
@@ -41,7 +41,7 @@ def gat_attention(wh: Tensor, a_dst: Tensor, a_src: Tensor, adj: np.ndarray, neg
     score_src = matmul(wh, a_src.reshape(k, f, 1)).reshape(k, 1, n)  # (K, 1, N): the part that depends on j
     e = leaky_relu(score_dst + score_src, negative_slope)  # (K, N, N)
     mask = np.broadcast_to(adj, e.shape)
-    weights = F.softmax(where(mask, e, np.array(-np.inf, e.dtype)), axis=-1)
+    weights = softmax(where(mask, e, np.array(-np.inf, e.dtype)), axis=-1)
     empty = ~adj.any(axis=-1, keepdims=True)  # (N, 1): nodes with no neighbour at all
     if empty.any():
         weights = where(np.broadcast_to(empty, weights.shape), np.zeros((), weights.dtype), weights)
@@ -71,5 +71,5 @@ def cross_attention_aggregate(query: Tensor, keys: Tensor, values: Tensor) -> Te
     """
     ### BEGIN SOLUTION
     scores = matmul(query, keys.transpose(-2, -1)) / math.sqrt(query.shape[-1])  # (B, Nt, Nc)
-    return matmul(F.softmax(scores, axis=-1), values)
+    return matmul(softmax(scores, axis=-1), values)
     ### END SOLUTION

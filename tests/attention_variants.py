@@ -41,11 +41,11 @@ def _sdpa_attend(rope: bool = False):
     import numpy as np
 
     from minitorch_attn import functional as F
-    from minitorch_attn import nn
+    from minitorch_attn.functional.positional import apply_rope
 
     def attend(q, k, v, key_padding_mask=None):
         if rope:  # positions rotate q and k (RoPE); values are not rotated
-            q, k = nn.apply_rope(q), nn.apply_rope(k)
+            q, k = apply_rope(q), apply_rope(k)
         mask = None if key_padding_mask is None else ~np.asarray(key_padding_mask)[:, None, :]  # True = may attend
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, return_weights=True)
 

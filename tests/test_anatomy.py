@@ -11,7 +11,8 @@ import torch
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn import nn
-from minitorch_attn.anatomy import (
+from minitorch_attn.functional.additive import additive_attention
+from minitorch_attn.functional.anatomy import (
     Factored,
     additive_score,
     compose_attention,
@@ -24,8 +25,7 @@ from minitorch_attn.anatomy import (
     softmax_normaliser,
     weighted_sum,
 )
-from minitorch_attn.linear_attention import galerkin_attention
-from minitorch_attn.nn.bahdanau import additive_attention
+from minitorch_attn.functional.linear_attention import galerkin_attention
 
 VASWANI = compose_attention(scaled_dot_score(), softmax_normaliser, weighted_sum)
 GALERKIN = compose_attention(galerkin_score(), mean_normaliser, galerkin_combine())

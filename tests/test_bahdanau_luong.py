@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 import minitorch_attn as mta
-from minitorch_attn.nn import AdditiveAttention, LuongAttention, additive_attention, local_p_weights, luong_score
+from minitorch_attn.functional.additive import additive_attention
+from minitorch_attn.functional.luong import local_p_weights, luong_score
+from minitorch_attn.nn import AdditiveAttention, LuongAttention
 
 B, NQ, NK = 2, 3, 5
 

@@ -14,9 +14,9 @@ from scipy.special import erf, ndtr
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn.autograd.tensor import Tensor
-from minitorch_attn.train import NanoGPT2023Schedule, NanoGPTSchedule
+from minitorch_attn.training.loop import NanoGPT2023Schedule, NanoGPTSchedule
 
-kernel = pytest.importorskip("minitorch_attn.autograd._gelu_kernel")
+kernel = pytest.importorskip("minitorch_attn.kernels.ops.gelu")
 
 
 def _inputs():
@@ -104,9 +104,9 @@ def test_nanogpt_2023_schedule_warms_up_from_zero():
 
 
 # ---- Numba kernels of the training step: LayerNorm, the embedding's scatter, Adam(W), the gradient norm ------
-ln_kernel = pytest.importorskip("minitorch_attn.autograd._layernorm_kernel")
-emb_kernel = pytest.importorskip("minitorch_attn.autograd._embedding_kernel")
-opt_kernel = pytest.importorskip("minitorch_attn._optim_kernel")
+ln_kernel = pytest.importorskip("minitorch_attn.kernels.ops.layernorm")
+emb_kernel = pytest.importorskip("minitorch_attn.kernels.ops.embedding")
+opt_kernel = pytest.importorskip("minitorch_attn.kernels.ops.adam")
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (1, 5), (3, 1), (2, 7, 13), (37, 128)])
@@ -151,7 +151,7 @@ def _layer_norm_both_paths(monkeypatch, x, w, b, g):
     results = []
     for kernel in (ln_kernel, None):
         with monkeypatch.context() as m:
-            m.setitem(fused._KERNELS, "_layernorm_kernel", kernel)
+            m.setitem(fused._KERNELS, "layernorm", kernel)
             X = Tensor(x, requires_grad=True)
             W, B = (None if a is None else Tensor(a, requires_grad=True) for a in (w, b))
             y = F.layer_norm(X, x.shape[-1], W, B)
@@ -309,7 +309,7 @@ _FAULTS = """
 import resource, sys
 import numpy as np
 if sys.argv[1] == "retain":
-    from minitorch_attn.train import retain_freed_memory
+    from minitorch_attn.training.loop import retain_freed_memory
     assert retain_freed_memory()
 for _ in range(3):  # warm up: the heap grows once
     arrays = [np.ones(1 << 18, dtype=np.float32) for _ in range(8)]  # 8 x 1 MiB, as one step's activations

@@ -17,7 +17,10 @@ import minitorch_attn as mta
 from minitorch_attn import nn
 from minitorch_attn.data import text as text_mod
 from minitorch_attn.data.text import CorpusNotFound, char_corpus, load_char_corpus
-from minitorch_attn.train import load_checkpoint, restore, save_checkpoint, train_loop
+from minitorch_attn.functional.sdpa import cached_attention
+from minitorch_attn.functional.transformer import next_token_probs, sample_tokens
+from minitorch_attn.training.checkpoint import load_checkpoint, restore, save_checkpoint
+from minitorch_attn.training.loop import train_loop
 
 ROOT = Path(__file__).resolve().parents[1]
 SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
@@ -136,32 +139,32 @@ def test_cached_step_equals_full_forward_and_generation_matches():
 def test_cached_attention_uses_a_bottom_right_causal_mask():
     rng = np.random.default_rng(3)
     q, k, v = (mta.tensor(rng.standard_normal((1, 2, 6, 4))) for _ in range(3))
-    full, _ = nn.cached_attention(q, k, v)
+    full, _ = cached_attention(q, k, v)
     ref = mta.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
     np.testing.assert_allclose(full.data, ref.data, atol=1e-12)
-    _, past = nn.cached_attention(q[:, :, :4], k[:, :, :4], v[:, :, :4])
-    out, (k_all, v_all) = nn.cached_attention(q[:, :, 4:], k[:, :, 4:], v[:, :, 4:], past)
+    _, past = cached_attention(q[:, :, :4], k[:, :, :4], v[:, :, :4])
+    out, (k_all, v_all) = cached_attention(q[:, :, 4:], k[:, :, 4:], v[:, :, 4:], past)
     np.testing.assert_allclose(out.data, full.data[:, :, 4:], atol=1e-12)
     assert k_all.shape == (1, 2, 6, 4)
 
 
 def test_next_token_probs_and_sampling():
     logits = np.array([[1.0, 3.0, 2.0, 3.0], [0.0, 0.0, 0.0, 5.0]])
-    p = nn.next_token_probs(logits)
+    p = next_token_probs(logits)
     np.testing.assert_allclose(p.sum(-1), 1.0)
     np.testing.assert_allclose(p[0], np.exp(logits[0]) / np.exp(logits[0]).sum())
-    p2 = nn.next_token_probs(logits, top_k=2)
+    p2 = next_token_probs(logits, top_k=2)
     assert p2[0, 0] == 0 and p2[0, 2] == 0 and p2[0, 1] == p2[0, 3] == 0.5  # ties with the k-th survive
-    pt = nn.next_token_probs(logits, temperature=0.5)
+    pt = next_token_probs(logits, temperature=0.5)
     np.testing.assert_allclose(pt[1], np.exp(2 * logits[1]) / np.exp(2 * logits[1]).sum())
-    g = nn.next_token_probs(logits, temperature=0)
+    g = next_token_probs(logits, temperature=0)
     np.testing.assert_array_equal(g, [[0, 1, 0, 0], [0, 0, 0, 1]])
-    draws = np.array([nn.sample_tokens(p, np.random.default_rng(s)) for s in range(2000)])
+    draws = np.array([sample_tokens(p, np.random.default_rng(s)) for s in range(2000)])
     np.testing.assert_allclose(np.bincount(draws[:, 0], minlength=4) / 2000, p[0], atol=0.04)
     with pytest.raises(ValueError):
-        nn.next_token_probs(logits, top_k=0)
+        next_token_probs(logits, top_k=0)
     with pytest.raises(ValueError):
-        nn.next_token_probs(logits[0])
+        next_token_probs(logits[0])
 
 
 def test_errors_name_the_problem():

@@ -1,4 +1,4 @@
-"""Graph attention and graph convolution (minitorch_attn/nn/graph.py) and the SBM graph (data/graphs.py), lesson 15.
+"""Graph attention and graph convolution (functional/graph.py, nn/graph.py), the SBM graph (data/graphs.py): lesson 15.
 
 Oracles: the same layers written with torch ops and loaded with the same weights (torch's autograd gives the
 reference gradients), the formula D^-1/2 (A + I) D^-1/2 written out, and float64 finite differences
@@ -13,8 +13,10 @@ import pytest
 import torch
 
 import minitorch_attn as mta
+from minitorch_attn import nn
 from minitorch_attn.data.graphs import sbm_graph
-from minitorch_attn.nn import graph as G
+from minitorch_attn.functional import graph as G
+from minitorch_attn.training.graph import train_node_classifier
 
 
 def random_graph(n=7, p=0.4, seed=0, isolated=()):
@@ -27,7 +29,7 @@ def random_graph(n=7, p=0.4, seed=0, isolated=()):
 
 
 def gat_layer(in_f=5, out_f=3, heads=2, concat=True, seed=0, scale=1.0, **kw):
-    layer = G.GATLayer(in_f, out_f, heads, concat=concat, rng=np.random.default_rng(seed), dtype=np.float64, **kw)
+    layer = nn.GATLayer(in_f, out_f, heads, concat=concat, rng=np.random.default_rng(seed), dtype=np.float64, **kw)
     rng = np.random.default_rng(seed + 100)
     layer.att_src.data[...] *= scale
     layer.att_dst.data[...] *= scale
@@ -154,7 +156,7 @@ def test_single_node_graph():
     np.testing.assert_allclose(out[0], x[0] @ layer.lin.weight.data.T + layer.bias.data, rtol=1e-12)
 
 
-@pytest.mark.parametrize("cls", [G.GATLayer, G.GCNLayer])
+@pytest.mark.parametrize("cls", [nn.GATLayer, nn.GCNLayer])
 def test_wrong_shapes_raise_clear_errors(cls):
     layer = cls(5, 3, rng=np.random.default_rng(0))
     x = np.zeros((7, 5), np.float32)
@@ -196,7 +198,7 @@ def test_gcn_norm_formula_and_isolated_nodes():
 
 
 def test_gcn_layer_matches_torch_and_gradcheck():
-    layer = G.GCNLayer(5, 3, rng=np.random.default_rng(21), dtype=np.float64)
+    layer = nn.GCNLayer(5, 3, rng=np.random.default_rng(21), dtype=np.float64)
     layer.bias.data[...] = np.arange(3.0)
     adj = random_graph(seed=22)
     x = np.random.default_rng(23).standard_normal((7, 5))
@@ -246,7 +248,7 @@ def test_graph_models_learn_the_sbm_task():
     """A small version of the lesson's comparison: neighbours carry the signal, so GAT and GCN beat the MLP."""
     g = sbm_graph(n_per_class=60, n_classes=3, p_in=0.1, p_out=0.005, signal=0.35, labels_per_class=10, seed=1)
     acc = {}
-    for name, cls in (("mlp", G.NodeMLP), ("gcn", G.GCN), ("gat", G.GAT)):
+    for name, cls in (("mlp", nn.NodeMLP), ("gcn", nn.GCN), ("gat", nn.GAT)):
         model = cls(16, 8, 3, rng=np.random.default_rng(0))
-        acc[name] = G.train_node_classifier(model, g, steps=60)["test_acc"]
+        acc[name] = train_node_classifier(model, g, steps=60)["test_acc"]
     assert acc["gat"] > acc["mlp"] + 0.15 and acc["gcn"] > acc["mlp"] + 0.15, acc

@@ -13,14 +13,14 @@ from minitorch_attn import functional as F
 from minitorch_attn import nn, optim
 from minitorch_attn.data import clustered_patterns, corrupt, flip_bits, glyphs, mask_half, mil_bags, random_patterns
 from minitorch_attn.data.hopfield_tasks import default_signature
-from minitorch_attn.hopfield import (
-    ClassicalHopfield,
+from minitorch_attn.functional.hopfield import (
     effective_patterns,
     hopfield_energy,
     hopfield_update,
     retrieval_bound,
     separation,
 )
+from minitorch_attn.nn import ClassicalHopfield
 
 
 def exact(out, X):

@@ -1,4 +1,4 @@
-"""Linear, Galerkin and Fourier attention and the μP helpers (minitorch_attn/linear_attention.py, lesson 14).
+"""Linear, Galerkin and Fourier attention and the μP helpers (minitorch_attn/functional/linear_attention.py, lesson 14).
 
 Oracles: the quadratic form in float64 (the same kernel attention through the N×N matrix), and the same
 formulas written with torch ops — torch's autograd gives the reference gradients. Backward passes are also
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import minitorch_attn as mta
-from minitorch_attn import linear_attention as LA
-from minitorch_attn import softmax_limits as SL
+from minitorch_attn.functional import linear_attention as LA
+from minitorch_attn.functional import softmax_limits as SL
 
 
 def qkv(*batch, nq=5, nk=7, d=4, dv=3, seed=0, scale=1.0):
@@ -236,6 +236,6 @@ def test_linear_attention_runs_on_the_solutions():
     expected = [LA.linear_attention(q, k, v, causal=c).data for c in (False, True)]
     with mta.course.use("solutions", only="14"):
         got = [LA.linear_attention(q, k, v, causal=c).data for c in (False, True)]
-        assert LA.causal_linear_attention_prefix.__module__ != "minitorch_attn.linear_attention"
+        assert LA.causal_linear_attention_prefix.__module__ != "minitorch_attn.functional.linear_attention"
     for g, e in zip(got, expected):
         np.testing.assert_allclose(g, e, rtol=1e-12)

@@ -1,4 +1,4 @@
-"""F.masked_softmax, the one masked softmax of the library (anatomy's softmax_normaliser and nn.masked_softmax
+"""F.masked_softmax, the one masked softmax of the library (anatomy's softmax_normaliser and nn.LuongAttention
 call it): torch 2.13 is the oracle; fully masked rows give weight 0 and gradient 0, never NaN."""
 
 import numpy as np
@@ -7,8 +7,9 @@ import torch
 
 import minitorch_attn as mta
 from minitorch_attn import functional as F
-from minitorch_attn.anatomy import softmax_normaliser
-from minitorch_attn.nn import masked_softmax as nn_masked_softmax
+from minitorch_attn import nn
+from minitorch_attn.functional.additive import padding_to_may_attend
+from minitorch_attn.functional.anatomy import softmax_normaliser
 
 
 def _case(seed=0):
@@ -62,9 +63,21 @@ def test_the_callers_agree_with_it():
     x, may = _case(4)
     ref = F.masked_softmax(mta.tensor(x), may).data
     np.testing.assert_array_equal(softmax_normaliser(mta.tensor(x), may).data, ref)
-    padding = ~may[:, 0, :]  # nn.masked_softmax: (B, Nk), True = padding, the same keys for every query
-    ref_pad = F.masked_softmax(mta.tensor(x), ~padding[:, None, :]).data
-    np.testing.assert_array_equal(nn_masked_softmax(mta.tensor(x), padding).data, ref_pad)
+    padding = ~may[:, 0, :]  # a key-padding mask: (B, Nk), True = padding, the same keys for every query
+    padding[0] = True  # a batch row whose keys are all padding
+    np.testing.assert_array_equal(padding_to_may_attend(padding), ~padding[:, None, :])
+    luong = nn.LuongAttention(4, 4, score="dot")
+    rng = np.random.default_rng(5)
+    q, keys = mta.tensor(rng.standard_normal((2, 3, 4))), mta.tensor(rng.standard_normal((2, 5, 4)))
+    _, w = luong(q, keys, keys, key_padding_mask=padding)
+    scores = q @ keys.transpose(-2, -1)
+    np.testing.assert_array_equal(w.data, F.masked_softmax(scores, ~padding[:, None, :]).data)
+    assert np.all(w.data[0] == 0), "a query whose keys are all padding gets weights 0"
+
+
+def test_there_is_one_masked_softmax():
+    assert not hasattr(nn, "masked_softmax"), "nn.masked_softmax (True = padding) was a second masked softmax"
+    assert F.masked_softmax is mta.functional.common.masked_softmax
 
 
 def test_bad_masks_raise_naming_the_shapes():

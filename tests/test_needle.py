@@ -17,8 +17,8 @@ from minitorch_attn.data.needle import (
     needle_task,
     needle_vocab_size,
 )
-from minitorch_attn.needle import SymbolCountBaseline, needle_grid
-from minitorch_attn.train import train_loop
+from minitorch_attn.evaluation.needle import SymbolCountBaseline, needle_grid
+from minitorch_attn.training.loop import train_loop
 
 NS = 16
 KEY, QUERY = NS, NS + 1

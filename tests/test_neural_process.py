@@ -1,4 +1,4 @@
-"""Conditional neural processes with mean pooling or cross-attention (minitorch_attn/nn/neural_process.py) and
+"""Conditional neural processes with mean pooling or cross-attention (functional/ and nn/neural_process.py) and
 the GP curve sampler (data/gp_curves.py), lesson 15.
 
 Oracles: torch's scaled_dot_product_attention, softplus and gaussian_nll_loss; the RBF formula written out;
@@ -13,8 +13,11 @@ import pytest
 import torch
 
 import minitorch_attn as mta
+from minitorch_attn import nn
 from minitorch_attn.data.gp_curves import gp_curves, rbf_kernel
-from minitorch_attn.nn import neural_process as NP
+from minitorch_attn.evaluation.neural_process import context_errors
+from minitorch_attn.functional import neural_process as NP
+from minitorch_attn.training.neural_process import train_neural_process
 
 
 # ---- the GP sampler ----------------------------------------------------------------------------------------
@@ -91,11 +94,11 @@ def test_softplus_and_gaussian_nll_match_torch():
 
 # ---- the model ---------------------------------------------------------------------------------------------
 def model(aggregation, seed=0):
-    return NP.ConditionalNP(hidden=16, aggregation=aggregation, num_heads=2, rng=np.random.default_rng(seed),
+    return nn.ConditionalNP(hidden=16, aggregation=aggregation, num_heads=2, rng=np.random.default_rng(seed),
                             dtype=np.float64)
 
 
-@pytest.mark.parametrize("aggregation", NP.AGGREGATIONS)
+@pytest.mark.parametrize("aggregation", nn.neural_process.AGGREGATIONS)
 def test_shapes_sigma_floor_and_context_order_invariance(aggregation):
     m = model(aggregation)
     b = gp_curves(3, n_points=9, n_context=4, seed=2, dtype=np.float64)
@@ -120,7 +123,7 @@ def test_mean_pooling_gives_every_target_the_same_summary_and_attention_does_not
     assert dot.attention.shape == (2, 8, 5)
 
 
-@pytest.mark.parametrize("aggregation", NP.AGGREGATIONS)
+@pytest.mark.parametrize("aggregation", nn.neural_process.AGGREGATIONS)
 def test_model_gradcheck_float64(aggregation):
     m = model(aggregation, seed=4)
     b = gp_curves(2, n_points=5, n_context=3, seed=5, dtype=np.float64)
@@ -149,7 +152,7 @@ def test_wrong_shapes_raise_clear_errors():
     with pytest.raises(ValueError, match="Nc >= 1"):
         m(xc[:, :0], yc[:, :0], xt)
     with pytest.raises(ValueError, match="aggregation"):
-        NP.ConditionalNP(aggregation="max")
+        nn.ConditionalNP(aggregation="max")
 
 
 def test_training_lowers_the_loss_and_attention_fits_the_context_better():
@@ -157,8 +160,8 @@ def test_training_lowers_the_loss_and_attention_fits_the_context_better():
     test = gp_curves(32, n_points=30, n_context=10, seed=999)
     errs = {}
     for agg in ("mean", "dot"):
-        m = NP.ConditionalNP(hidden=16, aggregation=agg, rng=np.random.default_rng(0))
-        losses = NP.train_neural_process(m, steps=150, batch_size=8, n_points=30, seed=0, lr=3e-3)
+        m = nn.ConditionalNP(hidden=16, aggregation=agg, rng=np.random.default_rng(0))
+        losses = train_neural_process(m, steps=150, batch_size=8, n_points=30, seed=0, lr=3e-3)
         assert np.mean(losses[-20:]) < np.mean(losses[:20])
-        errs[agg] = NP.context_errors(m, test)["context_mse"]
+        errs[agg] = context_errors(m, test)["context_mse"]
     assert errs["dot"] < 0.8 * errs["mean"], errs

@@ -1,4 +1,4 @@
-"""Numba's vector width (autograd/_threading.prefer_wide_vectors): 512-bit vectors on AVX-512 CPUs, the user's
+"""Numba's vector width (kernels/ops/threads.prefer_wide_vectors): 512-bit vectors on AVX-512 CPUs, the user's
 choice kept, a clear error for a bad setting. Each case runs in a fresh interpreter: the choice is made once
 per process, before the first compile."""
 
@@ -13,7 +13,7 @@ import pytest
 HOST_HAS_AVX512 = "+avx512f" in llvm.get_host_cpu_features().flatten().split(",")
 
 PROBE = ("import json; from minitorch_attn.kernels import fastexp; import numba; "
-         "from minitorch_attn.autograd._threading import numba_target; "
+         "from minitorch_attn.kernels.ops.threads import numba_target; "
          "print(json.dumps(dict(numba_target(), features=numba.config.CPU_FEATURES)))")
 
 

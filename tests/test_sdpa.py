@@ -9,7 +9,7 @@ import pytest
 
 import minitorch_attn as mta
 from minitorch_attn import functional as F
-from minitorch_attn.sdpa import causal_mask
+from minitorch_attn.functional.sdpa import causal_mask
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional

@@ -10,8 +10,8 @@ import pytest
 
 import minitorch_attn as mta
 from minitorch_attn import functional as F
-from minitorch_attn import sdpa
-from minitorch_attn.sdpa import FlashAttention
+from minitorch_attn.functional import sdpa
+from minitorch_attn.functional.sdpa import FlashAttention
 
 FLASH = ["tiled", "numba"]
 
@@ -86,7 +86,7 @@ def test_key_padding_mask_of_shape_b11n_runs_on_the_kernels(backend):
     out_n, grads_n = run("naive", [q, k, v], attn_mask=allowed)
     out_f, grads_f = run(backend, [q, k, v], attn_mask=allowed)
     close(out_f, out_n, np.float64, "output with padding")
-    assert np.all(out_f[1] == 0), "a fully masked row's output is 0 (see sdpa.py)"
+    assert np.all(out_f[1] == 0), "a fully masked row's output is 0 (see functional/sdpa.py)"
     for name, a, b in zip("qkv", grads_f, grads_n):
         close(a, b, np.float64, f"d{name} with padding")
 

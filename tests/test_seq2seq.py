@@ -8,8 +8,9 @@ import pytest
 
 from minitorch_attn.data import BOS, EOS, PAD, copy_task, reversal_task
 from minitorch_attn.data.sequences import DIGIT0, vocab_size
-from minitorch_attn.nn import Seq2Seq, evaluate, train_seq2seq
-from minitorch_attn.nn.seq2seq import token_accuracy
+from minitorch_attn.evaluation.seq2seq import evaluate, token_accuracy
+from minitorch_attn.nn import Seq2Seq
+from minitorch_attn.training.seq2seq import train_seq2seq
 
 
 def test_reversal_task_conventions_and_seeding():

@@ -11,16 +11,16 @@ from hypothesis import strategies as st
 
 import minitorch_attn as mta
 from minitorch_attn.data.max_retrieval import max_retrieval
-from minitorch_attn.softmax_limits import (
+from minitorch_attn.functional.softmax_limits import (
     ENTROPY_THRESHOLD,
     POLY_COEFFS,
-    MaxRetrievalHead,
     adaptive_temperature,
     beta_curve,
     beta_cutoff_entropy,
     entropy,
     max_weight_bound,
 )
+from minitorch_attn.nn import MaxRetrievalHead
 
 INF = np.inf
 

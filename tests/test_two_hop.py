@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from minitorch_attn import nn
-from minitorch_attn.anatomy import attention_maps
 from minitorch_attn.data.two_hop import (
     answer_token,
     decode_facts,
@@ -17,8 +16,9 @@ from minitorch_attn.data.two_hop import (
     fact_token,
     fact_vocab_size,
     query_token,
-    two_hop_grid,
 )
+from minitorch_attn.evaluation.anatomy import attention_maps
+from minitorch_attn.evaluation.two_hop import two_hop_grid
 
 
 def split(tokens, E):

@@ -100,13 +100,13 @@ _KERNELS: dict = {}
 
 
 def _kernel(name: str):
-    """The Numba kernel module `name` of this package (`_gelu_kernel`, `_layernorm_kernel`, ...), or None
-    without Numba; imported on first use."""
+    """The Numba kernel module `kernels/ops/<name>.py` ("gelu", "layernorm", "embedding"), or None without
+    Numba; imported on first use."""
     if name not in _KERNELS:
         try:
             import importlib
 
-            _KERNELS[name] = importlib.import_module(f"{__package__}.{name}")
+            _KERNELS[name] = importlib.import_module(f"minitorch_attn.kernels.ops.{name}")
         except ImportError:
             _KERNELS[name] = None
     return _KERNELS[name]
@@ -115,14 +115,14 @@ def _kernel(name: str):
 class LayerNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the last `n` axes (biased variance).
 
-    Over the last axis alone (n == 1, float32 or float64, C-contiguous) this runs `_layernorm_kernel` (Numba:
-    one or two passes per row, the rows of large inputs split over the threads) when Numba is installed. It
+    Over the last axis alone (n == 1, float32 or float64, C-contiguous) this runs `kernels/ops/layernorm.py`
+    (Numba: one or two passes per row, the rows of large inputs split over the threads) when Numba is installed. It
     makes the same operations in the same order as the NumPy lines below (NumPy's pairwise sums included), so
     both give the same bits; those lines are the reference and the fallback."""
 
     @staticmethod
     def forward(ctx, x, weight=None, bias=None, n=1, eps=1e-5):
-        kernel = _kernel("_layernorm_kernel") if n == 1 and x.dtype in (np.float32, np.float64) else None
+        kernel = _kernel("layernorm") if n == 1 and x.dtype in (np.float32, np.float64) else None
         if kernel is not None and x.size and x.flags.c_contiguous:
             out, xhat, rstd = kernel.layer_norm_forward(x, weight, bias, eps)
             ctx.save(xhat, rstd, weight, None)
@@ -145,7 +145,7 @@ class LayerNorm(Function):
         xhat, rstd, weight, axes = ctx.saved
         if axes is None:  # the Numba forward ran (rstd without the kept axis)
             if grad.flags.c_contiguous:  # the kernel computes all three gradients, in NumPy's order of sums
-                gx, gw, gb = _kernel("_layernorm_kernel").layer_norm_backward(grad, xhat, rstd, weight)
+                gx, gw, gb = _kernel("layernorm").layer_norm_backward(grad, xhat, rstd, weight)
                 return (gx, gw, gb)[: len(ctx.needs_input_grad)]
             rstd, axes = rstd[..., None], (xhat.ndim - 1,)  # NumPy sums a strided grad in its own order
         lead = tuple(range(xhat.ndim - len(axes)))
@@ -211,7 +211,7 @@ class CrossEntropy(Function):
 
 class Embedding(Function):
     """weight[indices]; backward scatters the rows of `grad` back with `np.add.at` (repeats add up), or, for a
-    2-D weight with Numba installed, with `_embedding_kernel` (the same additions in the same order)."""
+    2-D weight with Numba installed, with `kernels/ops/embedding.py` (the same additions in the same order)."""
 
     @staticmethod
     def forward(ctx, weight, indices=None):
@@ -222,7 +222,7 @@ class Embedding(Function):
     def backward(ctx, grad):
         (indices,) = ctx.saved
         shape = ctx.shapes[0]
-        kernel = _kernel("_embedding_kernel") if len(shape) == 2 else None
+        kernel = _kernel("embedding") if len(shape) == 2 else None
         if kernel is not None:
             return kernel.embedding_backward(indices, grad, shape)
         gw = np.zeros(shape, dtype=grad.dtype)
@@ -282,8 +282,8 @@ class Linear(Function):
 class GELU(Function):
     """x * Φ(x) with the exact normal CDF (`approximate="none"`) or the tanh form (`"tanh"`).
 
-    Exact GELU of a float32 array runs through `_gelu_kernel` (Numba, vectorised, large arrays split over the
-    threads; erf from fitted polynomials, within float32 round-off of scipy.special.erf) when Numba is
+    Exact GELU of a float32 array runs through `kernels/ops/gelu.py` (Numba, vectorised, large arrays split
+    over the threads; erf from fitted polynomials, within float32 round-off of scipy.special.erf) when Numba is
     installed, else through scipy.special.erf."""
 
     @staticmethod
@@ -294,9 +294,9 @@ class GELU(Function):
             t = np.tanh(inner)
             ctx.save(x, t, approximate)
             return 0.5 * x * (1 + t)
-        if x.dtype == np.float32 and _kernel("_gelu_kernel") is not None:  # one Numba pass, ~14x faster than scipy
+        if x.dtype == np.float32 and _kernel("gelu") is not None:  # one Numba pass, ~14x faster than scipy
             # keeps only the derivative Φ(x) + x·φ(x): the backward is grad * deriv (reads 2 arrays, not 4)
-            out, deriv = _kernel("_gelu_kernel").gelu_forward_deriv(x)
+            out, deriv = _kernel("gelu").gelu_forward_deriv(x)
             ctx.save(None, deriv, (approximate, None))
             return out
         cdf = 0.5 * (1 + erf(x / math.sqrt(2)))

@@ -190,7 +190,7 @@ class Tensor:
     # ---- operators and methods -----------------------------------------------------------------
     # The differentiable ones (+ - * / ** @, indexing, exp, sum, reshape, permute, ...) each forward to a
     # Function of ops.py, which attaches them to Tensor when it is imported (class `TensorMethods` there);
-    # softmax, log_softmax and logsumexp come from functional.py the same way. Here: what needs no op.
+    # softmax, log_softmax and logsumexp come from functional/common.py the same way. Here: what needs no op.
 
     # comparisons give boolean tensors that carry no gradient
     def _compare(self, other, fn):

@@ -151,71 +151,71 @@ EXERCISES: list[Exercise] = [
     # ---- lesson 03: Bahdanau (add entries below this line) -----------------------------------------
     Exercise(
         "3.1", "03_bahdanau", "additive_attention: scores, masked softmax, context", 3,
-        "minitorch_attn.nn.bahdanau", "additive_attention",
+        "minitorch_attn.functional.additive", "additive_attention",
         hint="score every key against every query, softmax over the unpadded keys, and weight the values",
     ),
     Exercise(
         "3.2", "03_bahdanau", "bahdanau_step: attend with the previous state, then step the GRU", 2,
-        "minitorch_attn.nn.seq2seq", "bahdanau_step",
+        "minitorch_attn.functional.rnn", "bahdanau_step",
         hint="attend with the previous state, then step the GRU on the embedding and the context",
     ),
     # ---- lesson 04: Luong (add entries below this line) --------------------------------------------
     Exercise(
         "4.1", "04_luong", "luong_score: dot, general and concat scores", 3,
-        "minitorch_attn.nn.luong", "luong_score",
+        "minitorch_attn.functional.luong", "luong_score",
         hint="return the (B, Nq, Nk) scores for `score`: dot, general or concat",
     ),
     Exercise(
         "4.2", "04_luong", "local_p_weights: a Gaussian window around the predicted position", 3,
-        "minitorch_attn.nn.luong", "local_p_weights",
+        "minitorch_attn.functional.luong", "local_p_weights",
         hint="softmax over the keys inside the window, times a Gaussian around each predicted position",
     ),
     # ---- lesson 05: scaled dot-product (add entries below this line) -------------------------------
     Exercise(
         "5.1", "05_scaled_dot_product", "attend: scores, mask, softmax, weighted sum", 4,
-        "minitorch_attn.sdpa", "attend",
+        "minitorch_attn.functional.sdpa", "attend",
         hint="score, mask, softmax over the keys and weight the values; a row that sees no key gets 0, never NaN",
     ),
     Exercise(
         "5.2", "05_scaled_dot_product", "causal_mask: who may attend to whom", 2,
-        "minitorch_attn.sdpa", "causal_mask",
+        "minitorch_attn.functional.sdpa", "causal_mask",
         hint="build the boolean (n_q, n_k) mask of who may attend to whom, shifted by `offset`",
     ),
     # ---- lesson 06: multi-head and positions (add entries below this line) -------------------------
     Exercise(
         "6.1", "06_multihead", "split_heads: (B, N, E) -> (B, H, N, E/H)", 1,
-        "minitorch_attn.nn.multihead", "split_heads",
+        "minitorch_attn.functional.multihead", "split_heads",
         hint="give each head its own contiguous slice of the features, heads before positions",
     ),
     Exercise(
         "6.2", "06_multihead", "merge_heads: (B, H, N, d) -> (B, N, H*d)", 1,
-        "minitorch_attn.nn.multihead", "merge_heads",
+        "minitorch_attn.functional.multihead", "merge_heads",
         hint="undo split_heads: positions before heads, heads side by side in the features",
     ),
     Exercise(
         "6.3", "06_multihead", "sinusoidal_encoding: the Transformer's position table", 2,
-        "minitorch_attn.nn.positional", "sinusoidal_encoding",
+        "minitorch_attn.functional.positional", "sinusoidal_encoding",
         hint="fill the table of sines (even columns) and cosines (odd columns) of position times frequency",
     ),
     Exercise(
         "6.4", "06_multihead", "apply_rope: rotary position embedding (half-split pairs)", 3,
-        "minitorch_attn.nn.positional", "apply_rope",
+        "minitorch_attn.functional.positional", "apply_rope",
         hint="rotate each pair of features (i, i + d/2) by its position's angle",
     ),
     # ---- lesson 07: modern Hopfield networks (add entries below this line) -------------------------
     Exercise(
         "7.1", "07_hopfield", "hopfield_update: xi <- softmax(beta xi X^T) X", 3,
-        "minitorch_attn.hopfield", "hopfield_update",
+        "minitorch_attn.functional.hopfield", "hopfield_update",
         hint="repeat the update xi <- softmax(beta xi Xᵀ) X `steps` times, or until it moves less than tol",
     ),
     Exercise(
         "7.2", "07_hopfield", "hopfield_energy: -lse + 1/2 xi.xi + log(N)/beta + M^2/2", 2,
-        "minitorch_attn.hopfield", "hopfield_energy",
+        "minitorch_attn.functional.hopfield", "hopfield_energy",
         hint="add up the energy's four terms, each along the right axis",
     ),
     Exercise(
         "7.3", "07_hopfield", "ClassicalHopfield: Hebbian storage and the sign update", 2,
-        "minitorch_attn.hopfield", "ClassicalHopfield",
+        "minitorch_attn.nn.hopfield", "ClassicalHopfield",
         hint="store the patterns Hebbian-style, then update every unit to the sign of its field",
         part_hints={
             "__init__": "store W, the patterns' outer products summed and divided by d, with no self-connections",
@@ -224,13 +224,13 @@ EXERCISES: list[Exercise] = [
     ),
     Exercise(
         "7.4", "07_hopfield", "effective_patterns: 1 / sum p^2", 1,
-        "minitorch_attn.hopfield", "effective_patterns",
+        "minitorch_attn.functional.hopfield", "effective_patterns",
         hint="compute 1 / sum(p^2) along `axis`, with operations that work on arrays and Tensors alike",
     ),
     # ---- lesson 08: Hopfield layers (add entries below this line) ----------------------------------
     Exercise(
         "8.1", "08_hopfield_layers", "hopfield_association: update steps, then read out the values", 3,
-        "minitorch_attn.nn.hopfield", "hopfield_association",
+        "minitorch_attn.functional.hopfield", "hopfield_association",
         hint="run steps - 1 updates in the association space, then read out the values with one more",
     ),
     Exercise(
@@ -241,17 +241,17 @@ EXERCISES: list[Exercise] = [
     # ---- lesson 09: the transformer (add entries below this line) ----------------------------------
     Exercise(
         "9.1", "09_transformer", "residual: one sublayer, pre-LN or post-LN", 2,
-        "minitorch_attn.nn.transformer", "residual",
+        "minitorch_attn.functional.transformer", "residual",
         hint="apply the sublayer once, with the norm before it (pre-LN) or after the residual sum (post-LN)",
     ),
     Exercise(
         "9.2", "09_transformer", "cached_attention: new queries against cached keys and values", 3,
-        "minitorch_attn.nn.gpt", "cached_attention",
+        "minitorch_attn.functional.sdpa", "cached_attention",
         hint="append the new keys and values to the cache, then attend causally from the newest positions",
     ),
     Exercise(
         "9.3", "09_transformer", "next_token_probs: temperature, top-k, softmax", 2,
-        "minitorch_attn.nn.gpt", "next_token_probs",
+        "minitorch_attn.functional.transformer", "next_token_probs",
         hint="greedy at temperature 0; else divide by the temperature, keep the top k, and softmax",
     ),
     # ---- lesson 10: flash attention on the CPU (add entries below this line) -----------------------
@@ -303,17 +303,17 @@ EXERCISES: list[Exercise] = [
     # ---- lesson 12: softmax limits (add entries below this line) ---------------------------------------
     Exercise(
         "12.1", "12_softmax_limits", "max_weight_bound: the largest weight a softmax can give", 2,
-        "minitorch_attn.softmax_limits", "max_weight_bound",
+        "minitorch_attn.functional.softmax_limits", "max_weight_bound",
         hint="compute the bound so that it stays 1 for a huge or infinite gap, never inf / inf"
     ),
     Exercise(
         "12.2", "12_softmax_limits", "entropy: Shannon entropy in nats, with 0 log 0 = 0", 2,
-        "minitorch_attn.softmax_limits", "entropy",
+        "minitorch_attn.functional.softmax_limits", "entropy",
         hint="compute the entropy in nats along `axis`, where a zero weight adds 0",
     ),
     Exercise(
         "12.3", "12_softmax_limits", "adaptive_temperature: entropy -> beta -> softmax(beta * logits)", 4,
-        "minitorch_attn.softmax_limits", "adaptive_temperature",
+        "minitorch_attn.functional.softmax_limits", "adaptive_temperature",
         hint="raise the sharpness of high-entropy rows with the fitted polynomial, then softmax",
     ),
     # ---- lesson 13: sparse attention (add entries below this line) -------------------------------------
@@ -343,33 +343,33 @@ EXERCISES: list[Exercise] = [
     # ---- lesson 14: linear attention (add entries below this line) -------------------------------------
     Exercise(
         "14.1", "14_linear_attention", "linear_attention_regrouped: φ(Q)(φ(K)ᵀV) with its normaliser", 3,
-        "minitorch_attn.linear_attention", "linear_attention_regrouped",
+        "minitorch_attn.functional.linear_attention", "linear_attention_regrouped",
         hint="compute φ(Q)(φ(K)ᵀV) and its normaliser without forming the N×N matrix"
     ),
     Exercise(
         "14.2", "14_linear_attention", "causal_linear_attention_prefix: causal linear attention as prefix sums", 3,
-        "minitorch_attn.linear_attention", "causal_linear_attention_prefix",
+        "minitorch_attn.functional.linear_attention", "causal_linear_attention_prefix",
         hint="causal linear attention with running sums of the keys' outer products",
     ),
     Exercise(
         "14.3", "14_linear_attention", "galerkin_attention: Q(LN(K)ᵀLN(V))/N", 2,
-        "minitorch_attn.linear_attention", "galerkin_attention",
+        "minitorch_attn.functional.linear_attention", "galerkin_attention",
         hint="normalise K and V, then multiply in the order `order` says, over the number of keys"
     ),
     # ---- lesson 15: graphs and sets (add entries below this line) -------------------------------------
     Exercise(
         "15.1", "15_graphs_and_sets", "gat_attention: graph-attention weights over each node's neighbours", 3,
-        "minitorch_attn.nn.graph", "gat_attention",
+        "minitorch_attn.functional.graph", "gat_attention",
         hint="score every edge, softmax over each node's neighbours only; a node with none gets 0",
     ),
     Exercise(
         "15.2", "15_graphs_and_sets", "gcn_norm: the symmetric normalisation D^-1/2 (A + I) D^-1/2", 2,
-        "minitorch_attn.nn.graph", "gcn_norm",
+        "minitorch_attn.functional.graph", "gcn_norm",
         hint="add self-loops, then divide each entry by the square roots of both nodes' degrees",
     ),
     Exercise(
         "15.3", "15_graphs_and_sets", "cross_attention_aggregate: the attentive neural process's deterministic path",
-        3, "minitorch_attn.nn.neural_process", "cross_attention_aggregate",
+        3, "minitorch_attn.functional.neural_process", "cross_attention_aggregate",
         hint="attend from each target to the context points, and weight their values",
     ),
     # ---- lesson 16: long context (add entries below this line) ------------------------------------------
@@ -380,12 +380,12 @@ EXERCISES: list[Exercise] = [
     ),
     Exercise(
         "16.2", "16_long_context", "compose_attention: combine(normaliser(score(q, k), mask), v)", 2,
-        "minitorch_attn.anatomy", "compose_attention",
+        "minitorch_attn.functional.anatomy", "compose_attention",
         hint="compose the three parts: score q against k, normalise the scores with the mask, combine with v",
     ),
     Exercise(
         "16.3", "16_long_context", "additive_score: Bahdanau's score vᵀ tanh(W q_i + U k_j)", 3,
-        "minitorch_attn.anatomy", "additive_score",
+        "minitorch_attn.functional.anatomy", "additive_score",
         hint="return vᵀ tanh(W q_i + U k_j) for every pair, shape (B, Nq, Nk)",
     ),
     # ---- lesson 17: a pretrained encoder (add entries below this line) ----------------------------------

@@ -18,7 +18,7 @@ from .retrieval import Retrieval, two_needle_retrieval
 from .sequences import BOS, EOS, PAD, SeqBatch, copy_task, decode_tokens, reversal_task
 from .text import CharCorpus, CorpusNotFound, char_corpus, load_char_corpus  # lesson 09
 from .toy import spirals
-from .two_hop import FactBatch, fact_lm_batch, fact_task, fact_vocab_size, two_hop_grid  # lesson 16
+from .two_hop import FactBatch, fact_lm_batch, fact_task, fact_vocab_size  # lesson 16
 
 __all__ = ["BOS", "EOS", "PAD", "SeqBatch", "copy_task", "decode_tokens", "reversal_task", "spirals"]
 __all__ += ["Retrieval", "two_needle_retrieval"]
@@ -29,4 +29,4 @@ __all__ += ["Bags", "clustered_patterns", "corrupt", "flip_bits", "glyphs", "mas
             "random_patterns"]  # lessons 07-08
 __all__ += ["MaxRetrieval", "max_retrieval"]  # lesson 12
 __all__ += ["GPBatch", "Graph", "gp_curves", "rbf_kernel", "sbm_graph"]  # lesson 15
-__all__ += ["FactBatch", "fact_lm_batch", "fact_task", "fact_vocab_size", "two_hop_grid"]  # lesson 16
+__all__ += ["FactBatch", "fact_lm_batch", "fact_task", "fact_vocab_size"]  # lesson 16

@@ -1,7 +1,7 @@
 """Data for the Hopfield lessons (07-08), generated from a seed: ±1 patterns and noisy probes, clustered unit
 patterns, glyph images, and multiple-instance-learning bags with a planted signature.
 
-Layout: patterns are rows, (N, d), as in `minitorch_attn.hopfield`. Images are (N, H, W) arrays with
+Layout: patterns are rows, (N, d), as in `minitorch_attn.functional.hopfield`. Images are (N, H, W) arrays with
 pixels ±1 (ink = +1, background = -1); `.reshape(N, -1)` makes them patterns.
 """
 

@@ -15,7 +15,7 @@ The value is drawn from the same symbols as the filler, so a model cannot find i
 where it is: right after the KEY. A one-layer attention model cannot do that: at the query, the weight of
 each position depends on that position's own token and index only, and v looks like any filler token, so the
 model sees a weighted bag of symbols and can at best guess the most frequent one (above chance, 1/n_symbols,
-only because v adds one occurrence; `minitorch_attn.needle.SymbolCountBaseline`). Two layers can: one head
+only because v adds one occurrence; `minitorch_attn.evaluation.needle.SymbolCountBaseline`). Two layers can: one head
 copies "the previous token was KEY" into the value's position, a second head at the query finds that position
 and copies v (an induction-head circuit). Lesson 09 measures both.
 

@@ -13,7 +13,7 @@ Contract (the same for every backend, see `flash_attention`):
 - A row that sees no key at all (every key padded, or Nk = 0) is *fully masked*: by definition its output
   is 0, its lse is -inf and it passes no gradient (dq = 0 for it, and it adds nothing to dk, dv). This is
   what torch 2.13's `scaled_dot_product_attention` returns on the CPU too, and what `F.scaled_dot_product_attention`
-  documents (minitorch_attn/sdpa.py).
+  documents (minitorch_attn/functional/sdpa.py).
 - Returns o: (B, H, Nq, dv) and lse: (B, H, Nq), `lse = m + log(l)` = logsumexp of the scaled, masked
   scores of each query row, both in the input dtype.
 """

@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
-from ..autograd import _threading  # noqa: F401  (Numba's vector width is set before any compile)
+from .ops import threads  # noqa: F401  (Numba's vector width is set before any compile)
 
 # fastmath flags that are safe here: reassociation (vectorised sums), FMA contraction, no signed zeros.
 # Not 'ninf'/'nnan': masked scores are -inf and must stay -inf.

@@ -37,17 +37,17 @@ import numba
 import numpy as np
 from numba import literally, njit, prange  # literally: in the work items only (see _forward_kernel)
 
-from ..autograd._threading import prefer_workqueue
 from . import tuning
 from .common import check_backward_inputs, check_inputs
 from .fastexp import FASTMATH, exp_shift_rowsum, exp_sub_accumulate
+from .ops.threads import prefer_workqueue
 from .tile_matmul import aligned_empty, matmul_tile, matmul_tile_at, matmul_tile_at_regs, matmul_tile_regs
 
 # Numba's threading layer: the process-wide pool that runs `prange`. By default Numba picks OpenMP when it can;
 # on the 2-core machine its workqueue layer ran these kernels 15–20 % faster (forward 130 ms against 160 ms
 # at N = 4096, see the notes), so it is chosen here unless the user chose a layer (NUMBA_THREADING_LAYER).
 # Its limit: two Python threads must not launch Numba-parallel code at the same time. The rule is shared with
-# the training step's kernels (autograd/_threading.py), so the layer never depends on which kernel runs first.
+# the training step's kernels (kernels/ops/threads.py), so the layer never depends on which kernel runs first.
 prefer_workqueue()
 
 # (Br, Bc) and the inner matmul (tile_matmul's loops or its register tile) are chosen per machine by `tuning`

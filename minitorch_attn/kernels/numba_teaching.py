@@ -17,8 +17,8 @@ import math
 import numpy as np
 from numba import njit
 
-from ..autograd import _threading  # noqa: F401  (Numba's vector width is set before any compile)
 from .common import check_inputs
+from .ops import threads  # noqa: F401  (Numba's vector width is set before any compile)
 
 
 @njit(cache=True)

@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..autograd import _threading  # noqa: F401  (Numba's vector width is set before any compile)
 from .fastexp import FASTMATH
 from .microkernel import MR, NV, VECTOR_BYTES, microkernel_8x2v, microkernel_8x2v_at
+from .ops import threads  # noqa: F401  (Numba's vector width is set before any compile)
 
 
 @njit(cache=True, fastmath=FASTMATH, boundscheck=False)

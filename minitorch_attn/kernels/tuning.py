@@ -13,7 +13,7 @@ machine in a JSON file, and every later process reads it.
 
 The rules:
 - The cache key is what the compiled code depends on: LLVM's CPU name and features as Numba compiles them
-  (`autograd/_threading.numba_target`), Numba's thread count, the Numba version, and a hash of the kernels'
+  (`kernels/ops/threads.numba_target`), Numba's thread count, the Numba version, and a hash of the kernels'
   source files (an edited kernel is timed again). Another CPU, another
   vector width (MTA_NUMBA_VECTORS, NUMBA_CPU_NAME) or another thread count tunes again.
 - Where: `$MTA_CACHE_DIR/tuning.json`, else `$XDG_CACHE_HOME/minitorch_attn/tuning.json`, else

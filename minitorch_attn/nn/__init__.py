@@ -1,30 +1,28 @@
-"""Layers and the `Module` machinery, in torch's spelling: `from minitorch_attn import nn`."""
+"""Layers, attention modules and models (Module subclasses, and the classes that hold a model's state), in
+torch's spelling: `from minitorch_attn import nn`. The stateless functions they are built from live in
+`functional/` (e.g. `additive_attention` in functional/additive.py, `split_heads` in functional/multihead.py);
+the training recipes in `training/`. The only functions here: the parameter initialisers (layers.uniform,
+multihead.xavier_uniform), seq2seq.make_attention (builds a module) and torch's
+`generate_square_subsequent_mask` (nn/transformer.py, from functional/sdpa.py's causal_mask)."""
 
 from .. import functional
-from .bahdanau import AdditiveAttention, additive_attention, masked_softmax
-from .gpt import GPT, GPTConfig, cached_attention, next_token_probs, sample_tokens  # lesson 09
-from .graph import GAT, GCN, GATLayer, GCNLayer, NodeMLP, gat_attention, gcn_norm, train_node_classifier
-from .hopfield import Hopfield, HopfieldLayer, HopfieldPooling, hopfield_association
+from .bahdanau import AdditiveAttention
+from .gpt import GPT, GPTConfig  # lesson 09
+from .graph import GAT, GCN, GATLayer, GCNLayer, NodeMLP
+from .hopfield import ClassicalHopfield, Hopfield, HopfieldLayer, HopfieldPooling
 from .layers import GELU, Dropout, Embedding, Identity, LayerNorm, Linear, ReLU, Tanh
-from .luong import LuongAttention, local_p_weights, luong_score
+from .luong import LuongAttention
+from .max_retrieval import MaxRetrievalHead  # lesson 12
 from .module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
-from .multihead import MultiheadAttention, merge_heads, split_heads
-from .neural_process import (
-    ConditionalNP,
-    context_errors,
-    cross_attention_aggregate,
-    gaussian_nll,
-    train_neural_process,
-)
+from .multihead import MultiheadAttention
+from .neural_process import ConditionalNP
 from .positional import (
     LearnedPositionalEmbedding,
     RotaryEmbedding,
     SinusoidalPositionalEncoding,
-    apply_rope,
-    sinusoidal_encoding,
 )
 from .rnn import GRU, GRUCell
-from .seq2seq import Decoder, Encoder, Seq2Seq, evaluate, train_seq2seq
+from .seq2seq import Decoder, Encoder, Seq2Seq
 from .transformer import (  # lesson 09
     Seq2SeqTransformer,
     Transformer,
@@ -33,7 +31,6 @@ from .transformer import (  # lesson 09
     TransformerEncoder,
     TransformerEncoderLayer,
     generate_square_subsequent_mask,
-    residual,
 )
 
 __all__ = [
@@ -42,21 +39,18 @@ __all__ = [
 ]
 __all__ += [
     "LearnedPositionalEmbedding", "MultiheadAttention", "RotaryEmbedding", "SinusoidalPositionalEncoding",
-    "apply_rope", "merge_heads", "sinusoidal_encoding", "split_heads",
 ]
 __all__ += [
-    "AdditiveAttention", "Decoder", "Encoder", "LuongAttention", "Seq2Seq", "additive_attention", "evaluate",
-    "local_p_weights", "luong_score", "masked_softmax", "train_seq2seq",
+    "AdditiveAttention", "Decoder", "Encoder", "LuongAttention", "Seq2Seq",
 ]
 __all__ += [  # lesson 09
     "Seq2SeqTransformer", "Transformer", "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",
-    "TransformerEncoderLayer", "generate_square_subsequent_mask", "residual",
-    "GPT", "GPTConfig", "cached_attention", "next_token_probs", "sample_tokens",
+    "TransformerEncoderLayer", "generate_square_subsequent_mask", "GPT", "GPTConfig",
 ]
-__all__ += ["Hopfield", "HopfieldLayer", "HopfieldPooling", "hopfield_association"]  # lessons 07-08
+__all__ += ["ClassicalHopfield", "Hopfield", "HopfieldLayer", "HopfieldPooling"]  # lessons 07-08
+__all__ += ["MaxRetrievalHead"]  # lesson 12
 
 
 __all__ += [  # lesson 15
-    "GAT", "GATLayer", "GCN", "GCNLayer", "NodeMLP", "gat_attention", "gcn_norm", "train_node_classifier",
-    "ConditionalNP", "context_errors", "cross_attention_aggregate", "gaussian_nll", "train_neural_process",
+    "GAT", "GATLayer", "GCN", "GCNLayer", "NodeMLP", "ConditionalNP",
 ]

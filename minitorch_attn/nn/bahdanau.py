@@ -20,86 +20,10 @@ import math
 
 import numpy as np
 
-from .. import functional as F
-from ..autograd.ops import masked_fill, matmul, where
 from ..autograd.tensor import Tensor
+from ..functional.additive import additive_attention, as_padding_mask, check_query_keys_values
 from .layers import Linear, uniform
 from .module import Module
-
-
-def as_padding_mask(key_padding_mask, batch: int, n_keys: int, who: str):
-    """`key_padding_mask` as a bool array (B, Nk), or None; raises naming the shapes when it does not fit."""
-    if key_padding_mask is None:
-        return None
-    mask = key_padding_mask.data if isinstance(key_padding_mask, Tensor) else np.asarray(key_padding_mask)
-    if mask.dtype != bool:
-        raise TypeError(f"{who}: key_padding_mask must be boolean (True = padding); got dtype {mask.dtype}")
-    if mask.shape != (batch, n_keys):
-        raise ValueError(f"{who}: key_padding_mask must have shape (B, Nk) = {(batch, n_keys)}; "
-                         f"got {mask.shape}")
-    return mask
-
-
-def check_query_keys_values(who: str, query, keys, values, query_dim: int, key_dim: int | None):
-    """Validate shapes; returns (query as (B, Nq, q), squeeze) where squeeze says the query was (B, q)."""
-    if query.ndim not in (2, 3) or query.shape[-1] != query_dim:
-        raise ValueError(f"{who}: query must have shape (B, Nq, {query_dim}) or (B, {query_dim}); "
-                         f"got {tuple(query.shape)}")
-    if keys is not None and (keys.ndim != 3 or (key_dim is not None and keys.shape[-1] != key_dim)):
-        raise ValueError(f"{who}: keys must have shape (B, Nk, {key_dim}); got {tuple(keys.shape)}")
-    if values.ndim != 3:
-        raise ValueError(f"{who}: values must have shape (B, Nk, dv); got {tuple(values.shape)}")
-    if keys is not None and tuple(keys.shape[:2]) != tuple(values.shape[:2]):
-        raise ValueError(f"{who}: keys {tuple(keys.shape)} and values {tuple(values.shape)} must agree on "
-                         "(B, Nk): one value per key")
-    if query.shape[0] != values.shape[0]:
-        raise ValueError(f"{who}: query {tuple(query.shape)} and values {tuple(values.shape)} have different "
-                         "batch sizes")
-    if values.shape[1] == 0:
-        raise ValueError(f"{who}: there are no keys (values of shape {tuple(values.shape)})")
-    squeeze = query.ndim == 2
-    if squeeze:
-        query = query.reshape(query.shape[0], 1, query.shape[1])
-    return query, squeeze
-
-
-def masked_softmax(scores, key_padding_mask=None):
-    """softmax over the last axis of scores (B, Nq, Nk), with padded keys (mask (B, Nk), True = padding)
-    given weight exactly 0; a row whose keys are all padding gets all-zero weights (not NaN).
-    `F.masked_softmax` with the opposite convention (True = may attend), for every query alike."""
-    if key_padding_mask is None:
-        return F.softmax(scores, axis=-1)
-    padding = np.asarray(getattr(key_padding_mask, "data", key_padding_mask))
-    return F.masked_softmax(scores, ~padding[:, None, :], axis=-1)
-
-
-def additive_attention(projected_query, projected_keys, v, values, key_padding_mask=None):
-    """The core of additive attention (Exercise 3.1), on queries and keys already projected:
-
-        projected_query: W q, shape (B, Nq, H)      projected_keys: U k, shape (B, Nk, H)
-        v: (H,)   values: (B, Nk, dv)   key_padding_mask: None or bool (B, Nk), True = padding
-
-    Returns (context (B, Nq, dv), weights (B, Nq, Nk)) with
-
-        e_ij = vᵀ tanh(W q_i + U k_j);   weights = softmax_j(e) with padded keys at exactly 0;
-        context_i = Σ_j weights_ij values_j
-
-    A query whose keys are all padding gets zero weights and a zero context.
-    """
-    ### BEGIN SOLUTION
-    hidden = (projected_query[:, :, None, :] + projected_keys[:, None, :, :]).tanh()  # (B, Nq, Nk, H)
-    scores = matmul(hidden, v)  # (B, Nq, Nk)
-    if key_padding_mask is None:
-        weights = F.softmax(scores, axis=-1)
-    else:
-        mask = key_padding_mask[:, None, :]  # (B, 1, Nk): the same keys are padding for every query
-        weights = F.softmax(masked_fill(scores, mask, -np.inf), axis=-1)
-        empty = mask.all(axis=-1, keepdims=True)  # every key padded: softmax gave NaN, define it as 0
-        if empty.any():
-            weights = where(np.broadcast_to(empty, weights.shape), np.zeros((), weights.dtype), weights)
-    context = matmul(weights, values)
-    ### END SOLUTION
-    return context, weights
 
 
 class AdditiveAttention(Module):

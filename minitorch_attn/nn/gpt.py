@@ -35,21 +35,20 @@ import numpy as np
 
 from .. import functional as F
 from .. import optim
-from ..autograd.ops import cat
-from ..autograd.tensor import Tensor, no_grad
+from ..autograd.tensor import no_grad
+from ..functional.multihead import merge_heads, split_heads
+from ..functional.sdpa import cached_attention
+from ..functional.transformer import next_token_probs, residual, sample_tokens
 from ..random import default_rng
-from ..sdpa import causal_mask
 from .layers import GELU, Dropout, Embedding, LayerNorm, Linear
 from .module import Module, ModuleList
-from .multihead import merge_heads, split_heads
-from .transformer import residual
 
-__all__ = ["GPT", "GPTConfig", "cached_attention", "next_token_probs", "sample_tokens"]
+__all__ = ["GPT", "GPTConfig"]
 
 
 @dataclass
 class GPTConfig:
-    """nanoGPT's GPTConfig (its defaults are GPT-2 small's; the presets in `minitorch_attn.train` are tiny),
+    """nanoGPT's GPTConfig (its defaults are GPT-2 small's; the presets in `minitorch_attn.training.char_lm` are tiny),
     plus `gelu`: the MLP's GELU, "none" (exact, torch's nn.GELU, nanoGPT since May 2023) or "tanh" (the tanh
     formula, nanoGPT's `new_gelu` before then)."""
 
@@ -69,71 +68,6 @@ class GPTConfig:
     def from_dict(cls, d: dict) -> GPTConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def cached_attention(q: Tensor, k: Tensor, v: Tensor, past=None):
-    """Causal attention of new queries against cached and new keys (Exercise 9.2).
-
-    q, k, v: (B, H, T_new, d), the projections of the T_new newest positions.
-    past: None, or the (k_past, v_past) pair of Tensors (B, H, T_past, d) that earlier calls returned.
-    Returns (out (B, H, T_new, d), (k_all, v_all)) where k_all = [k_past; k] along the position axis (-2).
-
-    The new queries are the last T_new of the T = T_past + T_new positions, so query i (position
-    T_past + i) may see keys j <= T_past + i: the causal mask aligned to the bottom-right corner,
-    `causal_mask(T_new, T, offset=T - T_new)` (True = may attend, F.scaled_dot_product_attention's
-    convention). With past=None this is ordinary causal self-attention.
-    """
-    ### BEGIN SOLUTION
-    if past is not None:
-        k = cat([past[0], k], axis=-2)
-        v = cat([past[1], v], axis=-2)
-    t_new, t = q.shape[-2], k.shape[-2]
-    mask = causal_mask(t_new, t, offset=t - t_new)
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-    ### END SOLUTION
-    return out, (k, v)
-
-
-def next_token_probs(logits, temperature: float = 1.0, top_k: int | None = None) -> np.ndarray:
-    """The sampling distribution over the next token, from the last position's logits (Exercise 9.3).
-
-    logits: (B, V) array (or Tensor). Returns float64 probabilities (B, V), each row summing to 1:
-      1. divide the logits by `temperature` (> 0; temperature == 0 means greedy: probability 1 on the
-         argmax, the first one on ties);
-      2. with `top_k`, keep only the logits >= the k-th largest of each row (ties with it survive), the
-         others get probability 0 (nanoGPT: logits[logits < v[:, [-1]]] = -inf);
-      3. softmax (stable: subtract the row max).
-    """
-    z = np.asarray(getattr(logits, "data", logits), dtype=np.float64)
-    if z.ndim != 2:
-        raise ValueError(f"next_token_probs: logits must be (B, V); got shape {z.shape}")
-    if temperature < 0:
-        raise ValueError(f"next_token_probs: temperature must be >= 0; got {temperature}")
-    if top_k is not None and top_k < 1:
-        raise ValueError(f"next_token_probs: top_k must be a positive integer or None; got {top_k}")
-    ### BEGIN SOLUTION
-    if temperature == 0:
-        probs = np.zeros_like(z)
-        probs[np.arange(len(z)), z.argmax(axis=-1)] = 1.0
-        return probs
-    z = z / temperature
-    if top_k is not None:
-        k = min(top_k, z.shape[-1])
-        kth = np.sort(z, axis=-1)[:, -k][:, None]
-        z = np.where(z < kth, -np.inf, z)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    probs = e / e.sum(axis=-1, keepdims=True)
-    ### END SOLUTION
-    return probs
-
-
-def sample_tokens(probs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """One token per row of `probs` (B, V) by inverse-CDF sampling with one uniform draw per row: the same
-    `rng` state gives the same tokens for the same distribution (so cached and uncached generation agree)."""
-    u = rng.random(len(probs))
-    cdf = np.cumsum(probs, axis=-1)
-    idx = (cdf < u[:, None] * cdf[:, -1:]).sum(axis=-1)
-    return np.minimum(idx, probs.shape[-1] - 1).astype(np.int64)
 
 
 class CausalSelfAttention(Module):

@@ -1,5 +1,6 @@
 """Hopfield layers (Ramsauer et al. 2020), after the API of ml-jku/hopfield-layers: `Hopfield`,
-`HopfieldPooling` and `HopfieldLayer`, built on `F.scaled_dot_product_attention`.
+`HopfieldPooling` and `HopfieldLayer`, built on `hopfield_association` (functional/hopfield.py); and the
+classical binary network of lesson 07, `ClassicalHopfield` (Hopfield 1982).
 
 A Hopfield layer associates *state* patterns R (the queries) with *stored* patterns Y (the keys) and returns a
 combination of *pattern projections* V (the values):
@@ -33,40 +34,13 @@ import math
 
 import numpy as np
 
-from .. import functional as F
-from ..autograd.tensor import Tensor, no_grad, to_tensor
+from ..autograd.tensor import no_grad, to_tensor
+from ..functional.hopfield import hopfield_association
+from ..functional.multihead import merge_heads, split_heads
 from ..random import default_rng
 from ..shapes import shape_of
 from .layers import LayerNorm, Linear
 from .module import Module, Parameter
-from .multihead import merge_heads, split_heads
-
-
-def hopfield_association(q: Tensor, k: Tensor, v: Tensor, beta: float, steps: int = 1, tol: float | None = None,
-                         attn_mask=None, dropout_p: float = 0.0, rng=None):
-    """The association core of a Hopfield layer (Exercise 8.1). Returns (out, weights).
-
-    q (..., S, c) state patterns, k (..., N, c) stored patterns, v (..., N, dv) pattern projections, all
-    already projected. Do `steps - 1` Hopfield updates of the state in the association space,
-    ξ ← softmax(β ξ kᵀ) k — stopping early when `tol` is given and no entry of ξ changed by more than `tol` —
-    then one last association that reads out the values: out = softmax(β ξ kᵀ) v, weights (..., S, N) = that
-    softmax. Use `F.scaled_dot_product_attention(..., scale=beta)` for each association, passing `attn_mask`
-    (boolean, True = may attend) to every one of them; `dropout_p` and `rng` only to the last.
-    """
-    if steps < 1:
-        raise ValueError(f"hopfield_association: steps must be at least 1; got {steps}")
-    ### BEGIN SOLUTION
-    xi = q
-    for _ in range(steps - 1):
-        new = F.scaled_dot_product_attention(xi, k, k, attn_mask=attn_mask, scale=beta)
-        converged = tol is not None and float(np.max(np.abs(new.data - xi.data), initial=0.0)) < tol
-        xi = new
-        if converged:
-            break
-    out, weights = F.scaled_dot_product_attention(xi, k, v, attn_mask=attn_mask, scale=beta, dropout_p=dropout_p,
-                                                  rng=rng, return_weights=True)
-    ### END SOLUTION
-    return out, weights
 
 
 class Hopfield(Module):
@@ -393,3 +367,39 @@ class HopfieldLayer(Module):
         with no_grad():
             self.forward(input, association_mask)
         return self.hopfield.association_matrix
+
+
+class ClassicalHopfield:
+    """The classical binary Hopfield network (Hopfield 1982) with the Hebbian rule (Exercise 7.3).
+
+    store: W = (1/d) Σ_i x_i x_iᵀ with a zero diagonal, for ±1 patterns x_i (rows of X, shape (N, d));
+    update (synchronous): ξ ← sign(W ξ) for every state at once, keeping a unit's value where W ξ is exactly 0.
+    Its capacity is about 0.14·d patterns (fewer when the probes are noisy); beyond it, retrieval fails.
+    """
+
+    def __init__(self, patterns):
+        X = np.asarray(getattr(patterns, "data", patterns), dtype=np.float64)
+        if X.ndim != 2:
+            raise ValueError(f"ClassicalHopfield: patterns need shape (N, d) (rows are patterns); got {X.shape}")
+        if not np.all(np.abs(X) == 1):
+            raise ValueError(f"ClassicalHopfield stores ±1 patterns; X of shape {X.shape} has other values")
+        self.patterns = X
+        ### BEGIN SOLUTION
+        d = X.shape[1]
+        W = X.T @ X / d
+        np.fill_diagonal(W, 0.0)
+        ### END SOLUTION
+        self.W = W
+
+    def update(self, xi, steps: int = 1) -> np.ndarray:
+        """`steps` synchronous sign updates of ξ (d,) or (S, d) (rows are states); returns ±1 states."""
+        xi = np.asarray(getattr(xi, "data", xi), dtype=np.float64)
+        if xi.shape[-1] != self.W.shape[0]:
+            raise ValueError(f"ClassicalHopfield.update: states of shape {xi.shape} must end in d = "
+                             f"{self.W.shape[0]}, the size of the stored patterns {self.patterns.shape}")
+        ### BEGIN SOLUTION
+        for _ in range(steps):
+            h = xi @ self.W  # W is symmetric: row states times W = (W ξ)ᵀ
+            xi = np.where(h > 0, 1.0, np.where(h < 0, -1.0, xi))
+        ### END SOLUTION
+        return xi

@@ -52,37 +52,11 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.tensor import Tensor, to_tensor
+from ..functional.multihead import merge_heads, split_heads
+from ..functional.sdpa import BACKENDS, causal_mask
 from ..random import default_rng
-from ..sdpa import BACKENDS, causal_mask
 from .layers import Linear
 from .module import Module, Parameter
-
-
-def split_heads(x: Tensor, num_heads: int) -> Tensor:
-    """(B, N, E) -> (B, H, N, E/H): head h gets features h·E/H ... (h+1)·E/H - 1 (Exercise 6.1).
-
-    Any leading axes are kept: (..., N, E) -> (..., H, N, E/H).
-    """
-    *lead, n, e = x.shape
-    if e % num_heads:
-        raise ValueError(f"split_heads: the feature size {e} of shape {tuple(x.shape)} is not divisible by "
-                         f"num_heads={num_heads}")
-    ### BEGIN SOLUTION
-    x = x.reshape(*lead, n, num_heads, e // num_heads)
-    out = x.transpose(-3, -2)
-    ### END SOLUTION
-    return out
-
-
-def merge_heads(x: Tensor) -> Tensor:
-    """(B, H, N, d) -> (B, N, H·d), the inverse of `split_heads` (Exercise 6.2)."""
-    if x.ndim < 3:
-        raise ValueError(f"merge_heads needs shape (..., H, N, d); got {tuple(x.shape)}")
-    *lead, h, n, d = x.shape
-    ### BEGIN SOLUTION
-    out = x.transpose(-3, -2).reshape(*lead, n, h * d)
-    ### END SOLUTION
-    return out
 
 
 def xavier_uniform(rng, shape, dtype) -> Parameter:

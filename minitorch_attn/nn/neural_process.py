@@ -28,55 +28,14 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..autograd.function import Function
 from ..autograd.ops import concatenate, matmul
 from ..autograd.tensor import Tensor, to_tensor
+from ..functional.neural_process import cross_attention_aggregate, softplus
 from .layers import Linear
 from .module import Module, ModuleList
 from .multihead import MultiheadAttention
 
 AGGREGATIONS = ("mean", "dot", "multihead")
-
-
-class Softplus(Function):
-    """softplus(x) = log(1 + e^x) = np.logaddexp(0, x): never overflows, accurate for very negative x.
-    Backward: d softplus / dx = sigmoid(x) = e^-softplus(-x)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        ctx.save(x)
-        return np.logaddexp(0, x).astype(x.dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved
-        return grad * np.exp(-np.logaddexp(0, -x)).astype(x.dtype, copy=False)
-
-
-def softplus(x) -> Tensor:
-    """log(1 + e^x), elementwise (differentiable)."""
-    return Softplus.apply(to_tensor(x))
-
-
-def gaussian_nll(mu: Tensor, sigma: Tensor, y) -> Tensor:
-    """Mean over all elements of -log N(y; μ, σ²) = log σ + (y - μ)² / (2σ²) + log(2π)/2."""
-    y = to_tensor(y, mu.dtype)
-    if not mu.shape == sigma.shape == y.shape:
-        raise ValueError(f"gaussian_nll: mu, sigma and y must have one shape; got {mu.shape}, {sigma.shape}, "
-                         f"{y.shape}")
-    return (sigma.log() + (y - mu) ** 2 / (sigma * sigma * 2.0)).mean() + 0.5 * math.log(2 * math.pi)
-
-
-def cross_attention_aggregate(query: Tensor, keys: Tensor, values: Tensor) -> Tensor:
-    """The attentive deterministic path (Exercise 15.3): each target reads the context by dot-product attention.
-
-        query: (B, Nt, d) one per target;  keys: (B, Nc, d) one per context point;  values: (B, Nc, dv) the r_i
-        returns (B, Nt, dv) with out[b, t] = Σ_i softmax_i(query[b, t]·keys[b, i] / √d) values[b, i]
-    """
-    ### BEGIN SOLUTION
-    scores = matmul(query, keys.transpose(-2, -1)) / math.sqrt(query.shape[-1])  # (B, Nt, Nc)
-    return matmul(F.softmax(scores, axis=-1), values)
-    ### END SOLUTION
 
 
 class MLP(Module):
@@ -156,42 +115,3 @@ class ConditionalNP(Module):
         return mu, softplus(raw) * 0.9 + 0.1
 
 
-def train_neural_process(model: ConditionalNP, steps: int = 500, batch_size: int = 16, lr: float = 1e-3,
-                         n_points: int = 40, context_range: tuple[int, int] = (3, 20), seed: int = 0,
-                         **gp_kwargs) -> list[float]:
-    """Adam on the Gaussian NLL of all target points of fresh GP batches (data.gp_curves); the number of
-    context points of each batch is drawn from [context_range[0], context_range[1]]. Returns the losses."""
-    from .. import optim
-    from ..data.gp_curves import gp_curves
-
-    rng = np.random.default_rng(seed)
-    opt = optim.Adam(model.parameters(), lr=lr)
-    model.train()
-    losses = []
-    for _ in range(steps):
-        nc = int(rng.integers(context_range[0], context_range[1] + 1))
-        batch = gp_curves(batch_size, n_points, nc, seed=int(rng.integers(2**31)), **gp_kwargs)
-        opt.zero_grad()
-        mu, sigma = model(batch.x_context, batch.y_context, batch.x_target)
-        loss = gaussian_nll(mu, sigma, batch.y_target)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.data))
-    model.eval()
-    return losses
-
-
-def context_errors(model: ConditionalNP, batch) -> dict:
-    """On the context points of `batch`: reconstruction MSE of μ, and the mean Gaussian NLL; the same on all
-    targets. Returns {"context_mse", "context_nll", "target_mse", "target_nll"} as floats."""
-    from ..autograd import no_grad
-
-    with no_grad():
-        mu_c, sig_c = model(batch.x_context, batch.y_context, batch.x_context)
-        mu_t, sig_t = model(batch.x_context, batch.y_context, batch.x_target)
-    return {
-        "context_mse": float(((mu_c.data - batch.y_context) ** 2).mean()),
-        "context_nll": float(gaussian_nll(mu_c, sig_c, batch.y_context).data),
-        "target_mse": float(((mu_t.data - batch.y_target) ** 2).mean()),
-        "target_nll": float(gaussian_nll(mu_t, sig_t, batch.y_target).data),
-    }

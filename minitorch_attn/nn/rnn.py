@@ -21,22 +21,10 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..autograd.ops import concatenate, matmul, stack
+from ..autograd.ops import concatenate, stack
+from ..functional.rnn import gru_step
 from .layers import uniform
 from .module import Module
-
-
-def gru_step(gi, h, w_hh_t, b_hh):
-    """One GRU update. `gi` = x W_ihᵀ + b_ih, shape (B, 3H), computed beforehand (for a whole sequence
-    at once in `GRU`); `h` is the previous state (B, H); `w_hh_t` is weight_hhᵀ, shape (H, 3H)."""
-    H = w_hh_t.shape[0]
-    gh = matmul(h, w_hh_t)
-    if b_hh is not None:
-        gh = gh + b_hh
-    r = (gi[..., :H] + gh[..., :H]).sigmoid()
-    z = (gi[..., H : 2 * H] + gh[..., H : 2 * H]).sigmoid()
-    n = (gi[..., 2 * H :] + r * gh[..., 2 * H :]).tanh()
-    return (1 - z) * n + z * h
 
 
 class GRUCell(Module):

@@ -33,15 +33,15 @@ from __future__ import annotations
 import numpy as np
 
 from .. import functional as F
-from .. import optim
-from ..autograd.ops import concatenate, matmul, stack
+from ..autograd.ops import concatenate, stack
 from ..autograd.tensor import no_grad
 from ..data.sequences import BOS, PAD, SeqBatch
+from ..functional.rnn import bahdanau_step
 from .bahdanau import AdditiveAttention
 from .layers import Embedding, Linear
 from .luong import LuongAttention
 from .module import Module
-from .rnn import GRU, GRUCell, gru_step
+from .rnn import GRU, GRUCell
 
 STYLES = ("bahdanau", "luong")
 
@@ -66,26 +66,6 @@ class Encoder(Module):
         annotations, h_n = self.gru(self.embed(src))
         final = h_n[0] if not self.bidirectional else concatenate([h_n[0], h_n[1]], axis=-1)
         return annotations, final
-
-
-def bahdanau_step(attend, gi_emb, state, w_ctx_t, w_hh_t, b_hh):
-    """One step of Bahdanau's decoder (Exercise 3.2): attend with the PREVIOUS state, then update the GRU.
-
-        attend(state) -> (context (B, enc_dim), weights (B, L)): the attention over the encoder states,
-                         with the state s_{i-1} (B, H) as the query
-        gi_emb: (B, 3H)  the embedding's share of the GRU input gates, W_ih[:, :E] emb(y_{i-1}) + b_ih
-        w_ctx_t: (enc_dim, 3H)  the context's share of the input weights, transposed (W_ih[:, E:]ᵀ)
-        w_hh_t: (H, 3H), b_hh: (3H,)  the recurrent weights (transposed) and bias
-
-    The GRU reads [emb(y_{i-1}); c_i], so its input gates are gi_emb + c_i W_ih[:, E:]ᵀ; then
-    s_i = gru_step(gates, s_{i-1}, w_hh_t, b_hh). Returns (s_i, c_i, weights).
-    """
-    ### BEGIN SOLUTION
-    context, weights = attend(state)
-    gi = gi_emb + matmul(context, w_ctx_t)
-    state = gru_step(gi, state, w_hh_t, b_hh)
-    ### END SOLUTION
-    return state, context, weights
 
 
 class Decoder(Module):
@@ -278,50 +258,3 @@ class Seq2Seq(Module):
             return self.decoder.greedy(annotations, final, src_pad, steps)
 
 
-# ---- evaluation and training ----------------------------------------------------------------------------
-def token_accuracy(predicted, target) -> float:
-    """Fraction of target tokens that are not PAD which `predicted` gets right (EOS included)."""
-    predicted, target = np.asarray(predicted), np.asarray(target)
-    T = min(predicted.shape[1], target.shape[1])
-    keep = target[:, :T] != PAD
-    return float((predicted[:, :T] == target[:, :T])[keep].mean())
-
-
-def evaluate(model: Seq2Seq, batch: SeqBatch) -> dict:
-    """Greedy-decode `batch`: token accuracy over the digits (not EOS), sequence accuracy (every digit
-    right), the predictions and the alignments (B, T, L)."""
-    tokens, alignments = model.greedy_decode(batch.src, batch.src_pad, steps=batch.tgt_out.shape[1])
-    digits = (batch.tgt_out != PAD) & (batch.tgt_out > 2)
-    right = tokens == batch.tgt_out
-    return {
-        "token_accuracy": float(right[digits].mean()),
-        "sequence_accuracy": float(np.mean([right[i][digits[i]].all() for i in range(len(tokens))])),
-        "tokens": tokens,
-        "alignments": alignments,
-    }
-
-
-def train_seq2seq(model: Seq2Seq, task, steps: int = 400, batch_size: int = 32, lr: float = 1e-2,
-                  clip: float = 1.0, seed: int = 0, progress: bool = True, desc: str = "train",
-                  schedule: bool = True, **task_kwargs) -> dict:
-    """Train with Adam on fresh batches `task(batch_size, seed=rng, **task_kwargs)` (e.g. `reversal_task`
-    with length=10), one batch per step, clipping the gradient norm to `clip`; with `schedule`, the learning
-    rate warms up over the first 5% of the steps and then decays to lr / 20 along a cosine (the last steps
-    settle the weights, so the result depends less on the last few batches). A tqdm bar shows the loss
-    and the teacher-forced token accuracy (both smoothed); the loop is `minitorch_attn.train.train_loop`.
-    Returns {"loss": [...], "accuracy": [...], "seconds": wall time}."""
-    from ..train import train_loop
-
-    if steps < 1:
-        raise ValueError(f"train_seq2seq: steps must be positive; got {steps}")
-
-    def step_loss(model, batch):
-        loss, logits = model.loss(batch)
-        keep = batch.tgt_out != PAD
-        return loss, {"accuracy": float((logits.data.argmax(-1) == batch.tgt_out)[keep].mean())}
-
-    opt = optim.Adam(list(model.parameters()), lr=lr)
-    history = train_loop(model, lambda rng: task(batch_size, seed=rng, **task_kwargs), step_loss, opt, steps,
-                         warmup_steps=max(1, steps // 20), min_lr=lr / 20 if schedule else None,
-                         clip=clip, seed=seed, progress=progress, desc=desc)
-    return {"loss": history["loss"], "accuracy": history["accuracy"], "seconds": history["seconds"]}

@@ -34,7 +34,9 @@ import math
 import numpy as np
 
 from .. import functional as F
-from ..autograd.tensor import Tensor, to_tensor
+from ..autograd.tensor import to_tensor
+from ..functional.sdpa import causal_mask
+from ..functional.transformer import residual
 from ..random import default_rng
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList, Parameter
@@ -44,27 +46,10 @@ __all__ = ["Transformer", "TransformerDecoder", "TransformerDecoderLayer", "Tran
            "TransformerEncoderLayer", "generate_square_subsequent_mask", "residual"]
 
 
-def residual(x: Tensor, sublayer, norm, norm_first: bool) -> Tensor:
-    """One residual sublayer of a transformer block, pre-LN or post-LN (Exercise 9.1).
-
-        norm_first=True  (pre-LN):   x + sublayer(norm(x))
-        norm_first=False (post-LN):  norm(x + sublayer(x))
-
-    `sublayer` and `norm` are callables Tensor -> Tensor (e.g. self-attention and a LayerNorm).
-    """
-    ### BEGIN SOLUTION
-    if norm_first:
-        out = x + sublayer(norm(x))
-    else:
-        out = norm(x + sublayer(x))
-    ### END SOLUTION
-    return out
-
-
 def generate_square_subsequent_mask(sz: int, dtype=np.float32) -> np.ndarray:
     """torch's causal mask for the transformer modules: (sz, sz) floats, 0 where key j <= query i, -inf
-    above the diagonal (a float mask is added to the scores)."""
-    return np.triu(np.full((sz, sz), -np.inf, dtype=dtype), k=1)
+    above the diagonal (a float mask is added to the scores): `causal_mask(sz, sz)` as an additive mask."""
+    return np.where(causal_mask(sz, sz), 0.0, -np.inf).astype(dtype)
 
 
 def _activation(activation):
@@ -338,7 +323,7 @@ class Seq2SeqTransformer(Module):
     def forward(self, src, tgt_in, src_pad=None):
         src, tgt_in = np.asarray(src), np.asarray(tgt_in)
         T = tgt_in.shape[1]
-        causal = ~np.tril(np.ones((T, T), dtype=bool))  # True = NOT allowed (torch's convention)
+        causal = ~causal_mask(T, T)  # True = NOT allowed (torch's convention)
         h = self.transformer(self._embed(src), self._embed(tgt_in), tgt_mask=causal,
                              src_key_padding_mask=src_pad, memory_key_padding_mask=src_pad)
         return self.out(h)
@@ -372,7 +357,7 @@ class Seq2SeqTransformer(Module):
                 ys = np.full((src.shape[0], 1), BOS, dtype=np.int64)
                 for _ in range(steps):
                     T = ys.shape[1]
-                    h = self.transformer.decoder(self._embed(ys), memory, tgt_mask=~np.tril(np.ones((T, T), bool)),
+                    h = self.transformer.decoder(self._embed(ys), memory, tgt_mask=~causal_mask(T, T),
                                                  memory_key_padding_mask=src_pad)
                     nxt = self.out(h[:, -1]).data.argmax(-1)
                     ys = np.concatenate([ys, nxt[:, None]], axis=1)

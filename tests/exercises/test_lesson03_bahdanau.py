@@ -15,7 +15,7 @@ import pytest
 
 import minitorch_attn as mta
 from minitorch_attn.course.checks import assert_close, fail, randn, softmax_ref
-from minitorch_attn.nn.rnn import gru_step
+from minitorch_attn.functional.rnn import gru_step
 
 
 @pytest.fixture(scope="module")

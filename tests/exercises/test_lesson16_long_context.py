@@ -17,8 +17,8 @@ import pytest
 import minitorch_attn as mta
 from minitorch_attn import functional as F
 from minitorch_attn import nn
-from minitorch_attn.anatomy import scaled_dot_score, softmax_normaliser, weighted_sum
 from minitorch_attn.course.checks import assert_close, fail
+from minitorch_attn.functional.anatomy import scaled_dot_score, softmax_normaliser, weighted_sum
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +153,7 @@ def test_additive_score_reproduces_bahdanau_bitwise(impl):
     pad = np.zeros((2, 5), dtype=bool)
     pad[0, 3:] = True
     ref, _ = att(mta.tensor(q), mta.tensor(k), mta.tensor(v), pad)
-    from minitorch_attn.anatomy import compose_attention
+    from minitorch_attn.functional.anatomy import compose_attention
 
     got = compose_attention(impl.additive_score(att.W, att.U, att.v), softmax_normaliser, weighted_sum)(
         q, k, v, ~pad[:, None, :])

@@ -36,44 +36,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import functional as F
-from .autograd import Function, Tensor, matmul
+from ..autograd import Tensor, matmul
+from ..autograd.linear_attention import CumSum, EluPlusOne
+from .common import layer_norm, relu
+from .sdpa import causal_mask
 
 FEATURE_MAPS = ("elu+1", "relu", "identity")
 ORDERS = ("kv", "qk")
-
-
-# ---- two small differentiable ops ------------------------------------------------------------------------
-class EluPlusOne(Function):
-    """φ(x) = elu(x) + 1 = x + 1 for x > 0, exp(x) otherwise: positive, smooth, no overflow for huge x.
-
-    Backward: dφ/dx = 1 for x > 0, exp(x) otherwise (exp only ever sees x <= 0)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        e = np.exp(np.minimum(x, 0))
-        ctx.save(x > 0, e)
-        return np.where(x > 0, x + 1, e).astype(x.dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, grad):
-        positive, e = ctx.saved
-        return grad * np.where(positive, 1, e)
-
-
-class CumSum(Function):
-    """Running sum along `axis`. Backward: each input feeds every later output, so the gradient is the
-    running sum of `grad` taken from the end (reverse cumsum)."""
-
-    @staticmethod
-    def forward(ctx, x, axis):
-        ctx.save(axis)
-        return np.cumsum(x, axis=axis)
-
-    @staticmethod
-    def backward(ctx, grad):
-        (axis,) = ctx.saved
-        return np.flip(np.cumsum(np.flip(grad, axis), axis=axis), axis)
 
 
 def _as_float_tensor(x, what: str) -> Tensor:
@@ -107,7 +76,7 @@ def apply_feature_map(x: Tensor, feature_map) -> Tensor:
     if feature_map == "elu+1":
         return elu_plus_one(x)
     if feature_map == "relu":
-        return F.relu(x)
+        return relu(x)
     if feature_map == "identity":
         return x
     raise ValueError(f"feature_map must be one of {FEATURE_MAPS} or a callable; got {feature_map!r}")
@@ -198,7 +167,7 @@ def linear_attention_quadratic(q, k, v, causal: bool = False, feature_map="elu+1
     a = matmul(fq, fk.transpose(-2, -1))
     if causal:
         n = q.shape[-2]
-        a = a * np.tril(np.ones((n, n), dtype=a.dtype))
+        a = a * causal_mask(n, n).astype(a.dtype)
     return matmul(a, v) / (a.sum(axis=-1, keepdims=True) + eps)
 
 
@@ -238,8 +207,8 @@ def galerkin_attention(q, k, v, order: str = "kv", eps: float = 1e-5) -> Tensor:
     check_order("galerkin_attention", order)
     n = k.shape[-2]
     ### BEGIN SOLUTION
-    k_n = F.layer_norm(k, k.shape[-1], eps=eps)
-    v_n = F.layer_norm(v, v.shape[-1], eps=eps)
+    k_n = layer_norm(k, k.shape[-1], eps=eps)
+    v_n = layer_norm(v, v.shape[-1], eps=eps)
     if order == "kv":
         return matmul(q, matmul(k_n.transpose(-2, -1), v_n)) / n
     return matmul(matmul(q, k_n.transpose(-2, -1)), v_n) / n
@@ -255,8 +224,8 @@ def fourier_attention(q, k, v, order: str = "qk", eps: float = 1e-5) -> Tensor:
     q, k, v = check_qkv("fourier_attention", q, k, v)
     check_order("fourier_attention", order)
     n = k.shape[-2]
-    q_n = F.layer_norm(q, q.shape[-1], eps=eps)
-    k_n = F.layer_norm(k, k.shape[-1], eps=eps)
+    q_n = layer_norm(q, q.shape[-1], eps=eps)
+    k_n = layer_norm(k, k.shape[-1], eps=eps)
     if order == "kv":
         return matmul(q_n, matmul(k_n.transpose(-2, -1), v)) / n
     return matmul(matmul(q_n, k_n.transpose(-2, -1)), v) / n

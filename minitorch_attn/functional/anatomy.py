@@ -10,7 +10,7 @@ the course is three parts composed,
 Named parts (each reuses the library's own code for its formula where the library has it as a function):
 
     scores       additive_score(W, U, v)   Bahdanau:       vᵀ tanh(W q_i + U k_j)        (W, U: Linear modules)
-                 luong_general_score(W)    Luong general:  q_iᵀ W k_j                    (`nn.luong.luong_score`)
+                 luong_general_score(W)    Luong general:  q_iᵀ W k_j                    (`functional/luong.py`)
                  scaled_dot_score(scale)   Vaswani:        q_i · k_j · scale, scale = 1/√d by default
                  galerkin_score(eps)       Galerkin:       q_i · LN(k_j), kept FACTORED as (Q, LN(K))
     normalisers  softmax_normaliser        softmax over the keys; masked keys get weight 0, a row with no key 0
@@ -29,11 +29,12 @@ attention's attn_mask). A factored score cannot be masked (ValueError): masking 
 
 What "reproduces" means (lesson 16): with the parts composed in the library's own order of operations the
 results are bitwise equal (np.testing.assert_array_equal): Bahdanau's `additive_attention`, Luong's
-`LuongAttention(score="general")`, F.scaled_dot_product_attention(backend="naive") and
+`LuongAttention(score="general")`, scaled_dot_product_attention(backend="naive") and
 `galerkin_attention(order="kv")`. Other groupings of the same products (the "qk" Galerkin order, dividing by n
 before instead of after the product, a flash backend's tiled online softmax) agree to rounding only.
 
-`attention_maps(model, idx)` reads the attention weights of every layer and head of a trained `nn.GPT`.
+`attention_maps(model, idx)` (evaluation/anatomy.py) reads the attention weights of every layer and head of a
+trained `nn.GPT`.
 """
 
 from __future__ import annotations
@@ -43,12 +44,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import functional as F
-from .autograd import ops
-from .autograd.tensor import Tensor, as_tensors, no_grad
-from .nn.luong import luong_score
+from ..autograd import ops
+from ..autograd.tensor import Tensor, as_tensors
+from .common import layer_norm, masked_softmax
+from .luong import luong_score
 
-__all__ = ["Factored", "additive_score", "attention_maps", "compose_attention", "galerkin_combine", "galerkin_score",
+__all__ = ["Factored", "additive_score", "compose_attention", "galerkin_combine", "galerkin_score",
            "identity_normaliser", "luong_general_score", "mean_normaliser", "scaled_dot_score", "softmax_normaliser",
            "weighted_sum"]
 
@@ -80,7 +81,7 @@ def additive_score(W, U, v):
 
 
 def luong_general_score(W):
-    """Luong's "general" score q_iᵀ W k_j (W: (q_dim, k_dim)), through `nn.luong.luong_score`."""
+    """Luong's "general" score q_iᵀ W k_j (W: (q_dim, k_dim)), through `luong_score` (functional/luong.py)."""
     return lambda q, k: luong_score(q, k, "general", W)
 
 
@@ -98,7 +99,7 @@ def galerkin_score(eps: float = 1e-5):
     """Galerkin's score q_i · LN(k_j) (LN over features, no affine weights), kept factored as (Q, LN(K))."""
 
     def score(q, k):
-        return Factored(q, F.layer_norm(k, k.shape[-1], eps=eps))
+        return Factored(q, layer_norm(k, k.shape[-1], eps=eps))
 
     return score
 
@@ -133,7 +134,7 @@ def softmax_normaliser(scores, mask=None):
     """softmax over the keys (last axis). Masked keys get weight exactly 0; a row with no key it may attend to
     gets weights 0 (not NaN), forward and backward (`F.masked_softmax`). A factored score is materialised first."""
     scores = _dense(scores, mask, "softmax_normaliser")
-    return F.masked_softmax(scores, _mask(mask, scores.shape), axis=-1)
+    return masked_softmax(scores, _mask(mask, scores.shape), axis=-1)
 
 
 def identity_normaliser(scores, mask=None):
@@ -178,7 +179,7 @@ def galerkin_combine(eps: float = 1e-5):
             raise ValueError("galerkin_combine: needs factored weights (a bilinear score such as galerkin_score, "
                              "then identity_normaliser or mean_normaliser); a softmax or a mask materialises "
                              "the N×N weights, and then only weighted_sum applies")
-        v_n = F.layer_norm(v, v.shape[-1], eps=eps)
+        v_n = layer_norm(v, v.shape[-1], eps=eps)
         out = ops.matmul(weights.left, ops.matmul(weights.right.transpose(-2, -1), v_n))
         return out if weights.divisor == 1 else out / weights.divisor
 
@@ -204,31 +205,3 @@ def compose_attention(score, normaliser, combine):
     return attend
 
 
-# ---- reading a trained GPT's attention -----------------------------------------------------------------
-def attention_maps(model, idx) -> np.ndarray:
-    """The causal attention weights of every layer and head of a GPT (`nn.GPT`) on token ids idx (B, T):
-    an array (n_layer, B, n_head, T, T), row i = what position i attends to. Recomputes each block's queries
-    and keys from its own `c_attn` weights on ln_1 of the block's input, in eval mode without gradients."""
-    from .nn.multihead import split_heads
-
-    idx = np.asarray(idx)
-    cfg, tr = model.config, model.transformer
-    n = cfg.n_embd
-    was_training = model.training
-    model.eval()
-    maps = []
-    try:
-        with no_grad():
-            x = tr.wte(idx) + tr.wpe.weight[: idx.shape[1]]
-            for block in tr.h:
-                h = block.ln_1(x)
-                w, b = block.attn.c_attn.weight, block.attn.c_attn.bias
-                q, k, v = (split_heads(F.linear(h, w[i * n : (i + 1) * n], None if b is None else
-                                                b[i * n : (i + 1) * n]), cfg.n_head) for i in range(3))
-                _, weights = F.scaled_dot_product_attention(q, k, v, is_causal=True, backend="naive",
-                                                            return_weights=True)
-                maps.append(weights.data)
-                x, _ = block(x)
-    finally:
-        model.train(was_training)
-    return np.stack(maps)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from . import _threading  # noqa: F401  (Numba's vector width is set before any compile)
+from . import threads  # noqa: F401  (Numba's vector width is set before any compile)
 
 
 @njit(cache=True, boundscheck=False)

@@ -25,12 +25,12 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from .autograd._threading import prefer_workqueue
+from .threads import prefer_workqueue
 
 prefer_workqueue()
 
 CHUNKS = 16  # fixed chunks of a flat array: the work items of the parallel loops
-PARALLEL_MIN = 1 << 22  # smaller arrays are updated by one thread (why so many: see autograd/_gelu_kernel)
+PARALLEL_MIN = 1 << 22  # smaller arrays are updated by one thread (why so many: see gelu.py)
 
 
 @njit(cache=True, boundscheck=False, error_model="numpy")

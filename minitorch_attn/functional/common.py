@@ -1,21 +1,22 @@
-"""Functional forms of the ops, in PyTorch's spelling (`from minitorch_attn import functional as F`).
+"""The functional forms of the elementary ops, in PyTorch's spelling: softmax, masked_softmax, log_softmax,
+logsumexp, layer_norm, cross_entropy, embedding, dropout, gelu, relu, sigmoid, tanh, linear.
 
-`F.scaled_dot_product_attention` is defined in sdpa.py, which builds on this module and attaches it here.
+Learners call them as `F.softmax(...)` (`from minitorch_attn import functional as F`: the package's
+__init__.py re-exports them); the files of `functional/` import them from here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .autograd import fused, ops
-from .autograd.entmax import entmax, entmax15, sparsemax  # lesson 13: sparse alternatives to softmax
-from .autograd.tensor import Tensor, as_tensors, is_grad_enabled
-from .random import default_rng
+from ..autograd import fused, ops
+from ..autograd.tensor import Tensor, as_tensors
+from ..random import default_rng
 
 __all__ = [
     "softmax", "log_softmax", "logsumexp", "layer_norm", "cross_entropy", "embedding", "dropout",
-    "gelu", "relu", "sigmoid", "tanh", "linear", "scaled_dot_product_attention",  # noqa: F822 (sdpa.py attaches it)
-    "sparsemax", "entmax15", "entmax", "masked_softmax",
+    "gelu", "relu", "sigmoid", "tanh", "linear",
+    "masked_softmax",
 ]
 
 
@@ -185,14 +186,8 @@ def linear(x, weight, bias=None) -> Tensor:
     return out + bias if bias is not None else out
 
 
-_ = is_grad_enabled  # re-exported for modules that check the mode
-
-
 # Tensor's softmax methods are the functions above (`x.softmax(-1)` is `softmax(x, -1)`); this module attaches
 # them because tensor.py cannot import it (imports go one way: see autograd/__init__.py).
 Tensor.softmax = softmax
 Tensor.log_softmax = log_softmax
 Tensor.logsumexp = logsumexp
-
-# `scaled_dot_product_attention` is listed in __all__ but defined in sdpa.py, which imports this module and
-# attaches it here when imported (`import minitorch_attn` imports both).

@@ -2,7 +2,7 @@
 
     out = softmax(q kᵀ · scale + mask) v          scale = 1/√d by default
 
-    F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
+    scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None,
                                    backend="auto", rng=None, return_weights=False)
 
 Shapes: q (..., Nq, d), k (..., Nk, d), v (..., Nk, dv) -> out (..., Nq, dv); the batch axes `...` of
@@ -51,14 +51,15 @@ import math
 
 import numpy as np
 
-from . import functional as F
-from . import kernels
-from .autograd import ops
-from .autograd.function import Function
-from .autograd.tensor import Tensor, as_tensors, to_tensor
-from .shapes import shape_of
+from .. import kernels
+from ..autograd import ops
+from ..autograd.function import Function
+from ..autograd.ops import cat
+from ..autograd.tensor import Tensor, as_tensors, to_tensor
+from ..shapes import shape_of
+from .common import dropout, softmax
 
-__all__ = ["BACKENDS", "causal_mask", "scaled_dot_product_attention"]
+__all__ = ["BACKENDS", "cached_attention", "causal_mask", "scaled_dot_product_attention"]
 
 BACKENDS = ("auto", "naive", "tiled", "numba", "cuda-cpu", "cupy")
 
@@ -108,7 +109,7 @@ def attend(q: Tensor, k: Tensor, v: Tensor, mask, scale: float):
     dead = np.all(scores.data == -np.inf, axis=-1, keepdims=True)  # rows with no key to attend to
     if dead.any():
         scores = ops.where(dead, 0.0, scores)
-    weights = F.softmax(scores, axis=-1)
+    weights = softmax(scores, axis=-1)
     if dead.any():
         weights = ops.where(dead, 0.0, weights)
     out = ops.matmul(weights, v)
@@ -208,7 +209,7 @@ def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p: float = 0.0
         return _flash(q, k, v, is_causal, scale, padding, backend)
     out, weights = attend(q, k, v, mask, scale)
     if dropout_p > 0.0:
-        weights = F.dropout(weights, dropout_p, training=True, rng=rng)
+        weights = dropout(weights, dropout_p, training=True, rng=rng)
         out = ops.matmul(weights, v)
     return (out, weights) if return_weights else out
 
@@ -286,6 +287,24 @@ def _broadcast(x: Tensor, batch) -> Tensor:
     return x + np.zeros(batch + (1, 1), dtype=x.dtype)
 
 
-# F's own name for it (see functional.py). setattr rather than `F.x = ...`: the course generator reads a
-# top-level assignment as defining `F` here, and would import F from this module in the learner's file.
-setattr(F, "scaled_dot_product_attention", scaled_dot_product_attention)  # noqa: B010
+def cached_attention(q: Tensor, k: Tensor, v: Tensor, past=None):
+    """Causal attention of new queries against cached and new keys (Exercise 9.2).
+
+    q, k, v: (B, H, T_new, d), the projections of the T_new newest positions.
+    past: None, or the (k_past, v_past) pair of Tensors (B, H, T_past, d) that earlier calls returned.
+    Returns (out (B, H, T_new, d), (k_all, v_all)) where k_all = [k_past; k] along the position axis (-2).
+
+    The new queries are the last T_new of the T = T_past + T_new positions, so query i (position
+    T_past + i) may see keys j <= T_past + i: the causal mask aligned to the bottom-right corner,
+    `causal_mask(T_new, T, offset=T - T_new)` (True = may attend, F.scaled_dot_product_attention's
+    convention). With past=None this is ordinary causal self-attention.
+    """
+    ### BEGIN SOLUTION
+    if past is not None:
+        k = cat([past[0], k], axis=-2)
+        v = cat([past[1], v], axis=-2)
+    t_new, t = q.shape[-2], k.shape[-2]
+    mask = causal_mask(t_new, t, offset=t - t_new)
+    out = scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    ### END SOLUTION
+    return out, (k, v)

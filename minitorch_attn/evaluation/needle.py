@@ -30,8 +30,8 @@ import warnings
 
 import numpy as np
 
-from .autograd.tensor import no_grad
-from .data.needle import MIN_LENGTH, key_position, needle_task
+from ..autograd.tensor import no_grad
+from ..data.needle import MIN_LENGTH, key_position, needle_task
 
 __all__ = ["SymbolCountBaseline", "needle_grid"]
 

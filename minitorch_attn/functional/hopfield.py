@@ -1,5 +1,6 @@
-"""Modern Hopfield networks (Ramsauer et al. 2020, "Hopfield Networks is All You Need") as functions, and
-the classical binary network (Hopfield 1982) to compare with.
+"""Modern Hopfield networks (Ramsauer et al. 2020, "Hopfield Networks is All You Need") as functions
+(lessons 07-08); the classical binary network (Hopfield 1982) to compare with is `nn.ClassicalHopfield`
+(nn/hopfield.py: it is a model with state, its Hebbian weights), the layers of lesson 08 are in nn/ too.
 
 **Layout convention (used everywhere in this library): stored patterns are the ROWS of X.**
 
@@ -31,13 +32,14 @@ import math
 
 import numpy as np
 
-from . import functional as F
-from .autograd import ops
-from .autograd.tensor import Tensor, as_tensors, no_grad, to_tensor
-from .shapes import shape_of
+from ..autograd import ops
+from ..autograd.tensor import Tensor, as_tensors, no_grad, to_tensor
+from ..shapes import shape_of
+from .common import logsumexp, softmax
+from .sdpa import scaled_dot_product_attention
 
 __all__ = [
-    "ClassicalHopfield", "effective_patterns", "hopfield_energy", "hopfield_update", "retrieval_bound",
+    "effective_patterns", "hopfield_association", "hopfield_energy", "hopfield_update", "retrieval_bound",
     "separation",
 ]
 
@@ -85,7 +87,7 @@ def hopfield_update(X, xi, beta: float = 1.0, steps: int | None = 1, tol: float 
         ### BEGIN SOLUTION
         Xt = X.transpose(-2, -1)
         for _ in range(steps):
-            p = F.softmax(ops.matmul(xi, Xt) * beta, axis=-1)  # (..., S, N): one distribution per state
+            p = softmax(ops.matmul(xi, Xt) * beta, axis=-1)  # (..., S, N): one distribution per state
             new = ops.matmul(p, X)  # (..., S, d): the weighted average of the stored patterns
             change = float(np.max(np.abs(new.data - xi.data))) if tol is not None else None
             xi = new
@@ -113,7 +115,7 @@ def hopfield_energy(X, xi, beta: float = 1.0):
         n = X.shape[-2]
         ### BEGIN SOLUTION
         scores = ops.matmul(xi, X.transpose(-2, -1))  # (..., S, N): x_i · ξ
-        lse = F.logsumexp(scores * beta, axis=-1) / beta  # (..., S)
+        lse = logsumexp(scores * beta, axis=-1) / beta  # (..., S)
         M2 = (X * X).sum(axis=-1).max(axis=-1, keepdims=True)  # (..., 1): the largest squared norm
         energy = -lse + 0.5 * (xi * xi).sum(axis=-1) + math.log(n) / beta + 0.5 * M2
         ### END SOLUTION
@@ -132,42 +134,6 @@ def effective_patterns(p, axis: int = -1):
     out = 1.0 / (p * p).sum(axis=axis)
     ### END SOLUTION
     return out
-
-
-class ClassicalHopfield:
-    """The classical binary Hopfield network (Hopfield 1982) with the Hebbian rule (Exercise 7.3).
-
-    store: W = (1/d) Σ_i x_i x_iᵀ with a zero diagonal, for ±1 patterns x_i (rows of X, shape (N, d));
-    update (synchronous): ξ ← sign(W ξ) for every state at once, keeping a unit's value where W ξ is exactly 0.
-    Its capacity is about 0.14·d patterns (fewer when the probes are noisy); beyond it, retrieval fails.
-    """
-
-    def __init__(self, patterns):
-        X = np.asarray(getattr(patterns, "data", patterns), dtype=np.float64)
-        if X.ndim != 2:
-            raise ValueError(f"ClassicalHopfield: patterns need shape (N, d) (rows are patterns); got {X.shape}")
-        if not np.all(np.abs(X) == 1):
-            raise ValueError(f"ClassicalHopfield stores ±1 patterns; X of shape {X.shape} has other values")
-        self.patterns = X
-        ### BEGIN SOLUTION
-        d = X.shape[1]
-        W = X.T @ X / d
-        np.fill_diagonal(W, 0.0)
-        ### END SOLUTION
-        self.W = W
-
-    def update(self, xi, steps: int = 1) -> np.ndarray:
-        """`steps` synchronous sign updates of ξ (d,) or (S, d) (rows are states); returns ±1 states."""
-        xi = np.asarray(getattr(xi, "data", xi), dtype=np.float64)
-        if xi.shape[-1] != self.W.shape[0]:
-            raise ValueError(f"ClassicalHopfield.update: states of shape {xi.shape} must end in d = "
-                             f"{self.W.shape[0]}, the size of the stored patterns {self.patterns.shape}")
-        ### BEGIN SOLUTION
-        for _ in range(steps):
-            h = xi @ self.W  # W is symmetric: row states times W = (W ξ)ᵀ
-            xi = np.where(h > 0, 1.0, np.where(h < 0, -1.0, xi))
-        ### END SOLUTION
-        return xi
 
 
 def separation(X, index=None) -> np.ndarray:
@@ -190,3 +156,30 @@ def retrieval_bound(n_patterns: int, beta: float, M: float) -> float:
     (a sufficient condition: retrieval usually works well below it)."""
     N = n_patterns
     return 2.0 / (beta * N) + math.log(2 * (N - 1) * N * beta * M * M) / beta
+
+
+def hopfield_association(q: Tensor, k: Tensor, v: Tensor, beta: float, steps: int = 1, tol: float | None = None,
+                         attn_mask=None, dropout_p: float = 0.0, rng=None):
+    """The association core of a Hopfield layer (Exercise 8.1). Returns (out, weights).
+
+    q (..., S, c) state patterns, k (..., N, c) stored patterns, v (..., N, dv) pattern projections, all
+    already projected. Do `steps - 1` Hopfield updates of the state in the association space,
+    ξ ← softmax(β ξ kᵀ) k — stopping early when `tol` is given and no entry of ξ changed by more than `tol` —
+    then one last association that reads out the values: out = softmax(β ξ kᵀ) v, weights (..., S, N) = that
+    softmax. Use `F.scaled_dot_product_attention(..., scale=beta)` for each association, passing `attn_mask`
+    (boolean, True = may attend) to every one of them; `dropout_p` and `rng` only to the last.
+    """
+    if steps < 1:
+        raise ValueError(f"hopfield_association: steps must be at least 1; got {steps}")
+    ### BEGIN SOLUTION
+    xi = q
+    for _ in range(steps - 1):
+        new = scaled_dot_product_attention(xi, k, k, attn_mask=attn_mask, scale=beta)
+        converged = tol is not None and float(np.max(np.abs(new.data - xi.data), initial=0.0)) < tol
+        xi = new
+        if converged:
+            break
+    out, weights = scaled_dot_product_attention(xi, k, v, attn_mask=attn_mask, scale=beta, dropout_p=dropout_p,
+                                                  rng=rng, return_weights=True)
+    ### END SOLUTION
+    return out, weights

@@ -25,7 +25,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._threading import prefer_workqueue
+from .threads import prefer_workqueue
 
 prefer_workqueue()
 

@@ -26,12 +26,12 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._threading import prefer_workqueue
+from .threads import prefer_workqueue
 
 prefer_workqueue()
 
 CHUNKS = 16  # fixed chunks of rows (or of columns, for the sums over rows) for the parallel loops
-PARALLEL_MIN = 1 << 22  # elements from which the work is split over the threads (why so many: see _gelu_kernel)
+PARALLEL_MIN = 1 << 22  # elements from which the work is split over the threads (why so many: see gelu.py)
 
 
 @njit(cache=True, boundscheck=False, error_model="numpy")
