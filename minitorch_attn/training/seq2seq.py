@@ -15,7 +15,7 @@ def train_seq2seq(model: Seq2Seq, task, steps: int = 400, batch_size: int = 32, 
     with length=10), one batch per step, clipping the gradient norm to `clip`; with `schedule`, the learning
     rate warms up over the first 5% of the steps and then decays to lr / 20 along a cosine (the last steps
     settle the weights, so the result depends less on the last few batches). A tqdm bar shows the loss
-    and the teacher-forced token accuracy (both smoothed); the loop is `minitorch_attn.train.train_loop`.
+    and the teacher-forced token accuracy (both smoothed); the loop is `minitorch_attn.training.loop.train_loop`.
     Returns {"loss": [...], "accuracy": [...], "seconds": wall time}."""
     if steps < 1:
         raise ValueError(f"train_seq2seq: steps must be positive; got {steps}")
