@@ -28,7 +28,6 @@ from minitorch_attn.kernels import (
 
 BACKENDS = ["tiled", "numba"]
 # the kernels run directly, with small tiles: "numba" with tile_matmul's loops, "numba-regtile" with its
-# register tile (microkernel.py) where the columns allow (multiples of 32 float32 / 16 float64)
 # register tile (microkernel.py) where the columns allow (multiples of 32 float32 / 16 float64); "numba-parallel"
 # with the loops through the prange entry kernels, which the backend uses only from SERIAL_BELOW score elements
 # up (these little shapes would otherwise all run the work items in a plain loop)
@@ -394,3 +393,24 @@ def test_the_old_name_of_the_oracle_raises_naming_the_new_one():
         flash_attention(q, q, q, backend="naive")
     with pytest.raises(ValueError, match=r'backend "reference"'):
         flash_attention_backward(q, q, q, q, np.zeros((1, 1, 2)), q, backend="naive")
+
+
+def test_one_compiled_version_per_dtype_whatever_the_layout():
+    """q, k, v (forward), dO and O (backward) are read with their strides, so the entry kernels are compiled once
+    per dtype with layout 'A' (any strides): a contiguous array and a permuted view must not add a version
+    (each costs ~7-30 s of compiling in a fresh clone)."""
+    nb = pytest.importorskip("minitorch_attn.kernels.numba_backend", reason="needs Numba")
+    r = np.random.default_rng(3)
+    x = r.standard_normal((2, 9, 3, 8))  # (B, N, H, d): the GPT's layout before its transpose
+    views = [x.transpose(0, 2, 1, 3), np.ascontiguousarray(x.transpose(0, 2, 1, 3))]
+    for q in views:
+        for k in views:
+            o, lse = nb.flash_forward_numba(q, k, views[0], causal=True)
+            nb.flash_backward_numba(q, k, views[1], o, lse, q, causal=True)
+            nb.flash_backward_numba(q, k, views[1], o, lse, np.ascontiguousarray(q), causal=True)
+    for kernel, strided in ((nb._forward_kernel_serial, (0, 1, 2)), (nb._backward_kernel_serial, (4,)),
+                            (nb._rowsum_product, (0, 1))):
+        f64 = [sig for sig in kernel.signatures if sig[0].dtype == nb.numba.float64]
+        assert len(f64) == 1, f"{kernel.__name__}: {len(f64)} float64 versions compiled, expected 1: {f64}"
+        layouts = [f64[0][i].layout for i in strided]
+        assert layouts == ["A"] * len(strided), f"{kernel.__name__}: strided arguments got layouts {layouts}"

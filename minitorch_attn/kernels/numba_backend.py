@@ -69,6 +69,29 @@ def _serial(B, H, Nq, Nk):
     return numba.get_num_threads() == 1 or B * H * Nq * Nk < SERIAL_BELOW
 
 
+# One compiled version per kernel and dtype. Numba compiles a function once per combination of argument types,
+# and an array's layout is part of its type: a C-contiguous q and the GPT's permuted view of q are two types, and
+# q, k, v, dO, O each varying gave up to 6 versions of each entry kernel (about 7 s of compiling apiece, in every
+# fresh clone and in CI). The inputs are read with their strides anyway, so `_launch` calls the version whose
+# strided arguments all have layout 'A' (any strides), whatever their actual layout.
+_ENTRIES = {}
+
+
+def _launch(kernel, strided, *args):
+    """kernel(*args), with the array arguments at the positions in `strided` typed as layout 'A'.
+
+    `Dispatcher.compile(signature)` compiles that version (or loads it from the disk cache) once and returns its
+    entry point, which unboxes each array by its data pointer, shape and strides, so a C-contiguous array is a
+    valid 'A' argument. Every other argument keeps its own type, so a new dtype still gets its own version."""
+    sig = tuple(numba.types.Array(t.dtype, t.ndim, "A", readonly=not t.mutable, aligned=t.aligned) if i in strided
+                else t
+                for i, t in enumerate(map(numba.typeof, args)))
+    entry = _ENTRIES.get((kernel, sig))
+    if entry is None:
+        entry = _ENTRIES[(kernel, sig)] = kernel.compile(sig)
+    return entry(*args)
+
+
 def _choose(kind, Br, Bc, microkernel):
     """Explicit arguments, else the machine's tuned choice (kernels/tuning.py)."""
     if Br is None or Bc is None or microkernel is None:
@@ -326,8 +349,8 @@ def flash_forward_numba(q, k, v, causal=False, scale=None, key_padding_mask=None
     o = np.empty((B * H, Nq, dv), q.dtype)
     lse = np.empty((B * H, Nq), q.dtype)
     kernel = _forward_kernel_serial if _serial(B, H, Nq, k.shape[2]) else _forward_kernel
-    kernel(q, k, v, key_pad, has_mask, H, bool(causal), q.dtype.type(scale),
-           Br, Bc, microkernel, o, lse)
+    _launch(kernel, (0, 1, 2), q, k, v, key_pad, has_mask, H, bool(causal), q.dtype.type(scale),
+            Br, Bc, microkernel, o, lse)
     return o.reshape(B, H, Nq, dv), lse.reshape(B, H, Nq)
 
 
@@ -344,7 +367,7 @@ def flash_backward_numba(q, k, v, o, lse, do, causal=False, scale=None, key_padd
     key_pad, has_mask = _key_pad(key_padding_mask, B)
     kh = _heads(k)
     D = np.empty((B * H, Nq), q.dtype)
-    _rowsum_product(do, o, D)
+    _launch(_rowsum_product, (0, 1), do, o, D)
     serial = _serial(B, H, Nq, k.shape[2])
     threads = numba.get_num_threads()
     shares = 1 if serial or (B * H) % threads == 0 else threads
@@ -352,8 +375,8 @@ def flash_backward_numba(q, k, v, o, lse, do, causal=False, scale=None, key_padd
     dk, dv = np.empty_like(kh), np.empty((B * H,) + v.shape[2:], q.dtype)
     qs = np.multiply(q, scale, order="C").reshape(B * H, Nq, d)  # scaled and head-major in one pass
     kernel = _backward_kernel_serial if serial else _backward_kernel
-    kernel(qs, kh, _transposed(k), _transposed(v), do, _heads(lse), D,
-           key_pad, has_mask, H, bool(causal), Br, Bc, microkernel, dq_parts, dk, dv)
+    _launch(kernel, (4,), qs, kh, _transposed(k), _transposed(v), do, _heads(lse), D,
+            key_pad, has_mask, H, bool(causal), Br, Bc, microkernel, dq_parts, dk, dv)
     dq = dq_parts[0] if shares == 1 else dq_parts.sum(axis=0)
     dq *= scale
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(v.shape)
