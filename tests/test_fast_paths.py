@@ -332,3 +332,11 @@ def test_retain_freed_memory_stops_the_page_faults_of_repeated_steps():
                                        check=True).stdout) for mode in ("default", "retain")}
     assert faults["default"] > 40 * 1000, faults  # the premise: by default every step faults its memory in
     assert faults["retain"] < faults["default"] / 20, faults
+
+
+def test_gelu_exp_in_one_buffer_gives_the_bits_of_the_plain_formula():
+    x = np.concatenate([_inputs().ravel(), np.float32([0.0, -0.0, 1e-30, -1e-22, 1e-19, 13.5, -14.0, np.inf])])
+    want = np.exp(np.float32(-0.5) * x * x)
+    got = kernel._exp_minus_half_square(x)
+    assert got.dtype == np.float32 and np.array_equal(got, want), \
+        "exp(-x²/2) must not depend on the order of the products"

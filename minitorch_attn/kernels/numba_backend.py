@@ -82,13 +82,15 @@ def _launch(kernel, strided, *args):
 
     `Dispatcher.compile(signature)` compiles that version (or loads it from the disk cache) once and returns its
     entry point, which unboxes each array by its data pointer, shape and strides, so a C-contiguous array is a
-    valid 'A' argument. Every other argument keeps its own type, so a new dtype still gets its own version."""
-    sig = tuple(numba.types.Array(t.dtype, t.ndim, "A", readonly=not t.mutable, aligned=t.aligned) if i in strided
-                else t
-                for i, t in enumerate(map(numba.typeof, args)))
-    entry = _ENTRIES.get((kernel, sig))
+    valid 'A' argument. The wrappers below build every other argument themselves (fixed types for a dtype), so
+    the version is looked up by dtype and the strided arrays' flags: the full type signature is computed only
+    the first time (`numba.typeof` on 17 arguments costs ~30 µs, a GPT step makes ~12 of these calls)."""
+    key = (kernel, args[0].dtype, tuple((args[i].flags.writeable, args[i].flags.aligned) for i in strided))
+    entry = _ENTRIES.get(key)
     if entry is None:
-        entry = _ENTRIES[(kernel, sig)] = kernel.compile(sig)
+        sig = tuple(numba.types.Array(t.dtype, t.ndim, "A", readonly=not t.mutable, aligned=t.aligned)
+                    if i in strided else t for i, t in enumerate(map(numba.typeof, args)))
+        entry = _ENTRIES[key] = kernel.compile(sig)
     return entry(*args)
 
 

@@ -164,17 +164,26 @@ def _gelu_backward_parallel(grad, x, e, cdf, dx):
         _gelu_backward(grad[lo:hi], x[lo:hi], e[lo:hi], cdf[lo:hi], dx[lo:hi])
 
 
+def _exp_minus_half_square(x: np.ndarray) -> np.ndarray:
+    """exp(-x²/2) (float32), in one buffer: x·x, then ·(-1/2) (exact: a power of two) and NumPy's SIMD exp in
+    place. The same bits as `np.exp(np.float32(-0.5) * x * x)`, without its two temporaries (0.42 -> 0.35 ms
+    for the baby GPT's (12, 64, 512) activations, Intel Xeon emeraldrapids, one thread)."""
+    e = np.multiply(x, x)
+    e *= np.float32(-0.5)
+    return np.exp(e, out=e)
+
+
 def erf_sqrt2(x: np.ndarray) -> np.ndarray:
     """erf(x/√2) in float64 for a float32 array (for tests)."""
     x = np.ascontiguousarray(x, dtype=np.float32).ravel()
-    e = np.exp(np.float32(-0.5) * x * x)
+    e = _exp_minus_half_square(x)
     return _erf_from_exp(x, e)
 
 
 def gelu_forward(x: np.ndarray):
     """(x·Φ(x), Φ(x), exp(-x²/2)) for a float32 array x, each float32 of x's shape."""
     x = np.ascontiguousarray(x)
-    e = np.exp(np.float32(-0.5) * x * x)
+    e = _exp_minus_half_square(x)
     out, cdf = np.empty_like(x), np.empty_like(x)
     kernel = _gelu_forward_parallel if x.size >= PARALLEL_MIN else _gelu_forward
     kernel(x.ravel(), e.ravel(), out.ravel(), cdf.ravel())
@@ -185,7 +194,7 @@ def gelu_forward_deriv(x: np.ndarray):
     """(x·Φ(x), Φ(x) + x·φ(x)) for a float32 array x: the output and the derivative the backward needs, the
     only array a training step has to keep (the backward is then grad * deriv, one NumPy pass)."""
     x = np.ascontiguousarray(x)
-    e = np.exp(np.float32(-0.5) * x * x)
+    e = _exp_minus_half_square(x)
     out, deriv = np.empty_like(x), np.empty_like(x)
     kernel = _gelu_forward_deriv_parallel if x.size >= PARALLEL_MIN else _gelu_forward_deriv
     kernel(x.ravel(), e.ravel(), out.ravel(), deriv.ravel())
