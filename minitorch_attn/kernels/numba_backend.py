@@ -37,7 +37,7 @@ import numba
 import numpy as np
 from numba import literally, njit, prange  # literally: in the work items only (see _forward_kernel)
 
-from . import tuning
+from . import tuning  # imports ops.threads first: Numba's vector width is set before anything compiles
 from .common import check_backward_inputs, check_inputs
 from .fastexp import FASTMATH, exp_shift_rowsum, exp_sub_accumulate
 from .ops.threads import prefer_workqueue

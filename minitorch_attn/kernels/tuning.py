@@ -38,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .ops import threads  # noqa: F401  (Numba's vector width is set before _wide_vectors() starts its codegen)
+
 
 def _wide_vectors() -> bool:
     """Whether Numba compiles for 512-bit vectors here (AVX-512F, and LLVM not told to prefer 256 bits): the
