@@ -38,15 +38,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops import threads  # noqa: F401  (Numba's vector width is set before _wide_vectors() starts its codegen)
+from .ops.threads import codegen_target  # sets Numba's vector width before anything reads the codegen
 
 
 def _wide_vectors() -> bool:
     """Whether Numba compiles for 512-bit vectors here (AVX-512F, and LLVM not told to prefer 256 bits): the
     register tile holds 16 vectors of 64 bytes, which on 256-bit hardware would spill."""
-    from numba.core.registry import cpu_target
-
-    flags = cpu_target.target_context.codegen().magic_tuple()[2].split(",")
+    flags = codegen_target()[2].split(",")
     return "+avx512f" in flags and ("-prefer-256-bit" in flags or "+prefer-256-bit" not in flags)
 
 
@@ -75,9 +73,8 @@ def cache_path() -> Path:
 def machine_key() -> str:
     """What the compiled kernels depend on: LLVM CPU and features, threads, Numba version."""
     import numba
-    from numba.core.registry import cpu_target
 
-    _, cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    _, cpu, features = codegen_target()
     digest = hashlib.sha256(features.encode()).hexdigest()[:12]
     here = Path(__file__).resolve().parent
     code = hashlib.sha256(b"".join((here / f).read_bytes() for f in KERNEL_FILES)).hexdigest()[:12]

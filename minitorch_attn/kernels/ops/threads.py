@@ -54,11 +54,18 @@ def prefer_wide_vectors() -> str:
     return "512-bit (host features, -prefer-256-bit)"
 
 
-def numba_target() -> dict:
-    """What Numba compiles for in this process: CPU name, whether 512-bit vectors are preferred, threading."""
+def codegen_target() -> tuple[str, str, str]:
+    """(triple, LLVM CPU name, features) that Numba compiles for in this process. The first call starts Numba's
+    codegen, which fixes the features: this module's import (above) has already set them, so every caller that
+    reads the target through here sees the vector width decided by `prefer_wide_vectors`."""
     from numba.core.registry import cpu_target
 
-    triple, cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    return cpu_target.target_context.codegen().magic_tuple()
+
+
+def numba_target() -> dict:
+    """What Numba compiles for in this process: CPU name, whether 512-bit vectors are preferred, threading."""
+    triple, cpu, features = codegen_target()
     flags = features.split(",")
     return {"llvm_cpu": cpu, "triple": triple, "avx512f": "+avx512f" in flags,
             "prefer_256_bit_off": "-prefer-256-bit" in flags, "vectors": VECTOR_CHOICE,
