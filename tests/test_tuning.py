@@ -11,7 +11,13 @@ import pytest
 numba = pytest.importorskip("numba", reason="the Numba kernels need numba (in the project's dependencies)")
 
 from minitorch_attn.kernels import tuning  # noqa: E402
-from minitorch_attn.kernels.microkernel import microkernel_8x2v, microkernel_8x2v_at  # noqa: E402
+from minitorch_attn.kernels.microkernel import (  # noqa: E402
+    MR,
+    NV,
+    VECTOR_BYTES,
+    microkernel_tile,
+    microkernel_tile_at,
+)
 from minitorch_attn.kernels.tile_matmul import (  # noqa: E402
     matmul_tile,
     matmul_tile_at,
@@ -104,40 +110,53 @@ def test_the_tuned_kernels_give_the_same_attention(fresh):
 # ---- the register tile itself -----------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_register_tile_adds_exactly_its_block(dtype):
-    """C[i:i+8, cj:cj+2L] += A @ B[:, bj:bj+2L], nothing outside the block, A read plainly or transposed."""
+    """C[i:i+MR, cj:cj+NV·L] += A @ B[:, bj:bj+NV·L], nothing outside the block, A read plainly or transposed
+    (MR × NV vectors: 8 × 2 of 64 bytes with 512-bit vectors, 4 × 2 of 32 bytes otherwise)."""
     from numba import njit
 
     @njit
     def plain(C, A, B, i, cj, bj, k):
-        microkernel_8x2v(C, A, B, i, cj, bj, k)
+        microkernel_tile(C, A, B, i, cj, bj, k)
 
     @njit
     def transposed(C, A, B, i, cj, bj, k):
-        microkernel_8x2v_at(C, A, B, i, cj, bj, k)
+        microkernel_tile_at(C, A, B, i, cj, bj, k)
 
-    L = 64 // np.dtype(dtype).itemsize
+    W = NV * VECTOR_BYTES // np.dtype(dtype).itemsize  # columns of C per call
     rng = np.random.default_rng(1)
     A = rng.standard_normal((20, 30)).astype(dtype)
-    B = rng.standard_normal((30, 2 * L + 20)).astype(dtype)
-    C0 = rng.standard_normal((24, 2 * L + 12)).astype(dtype)
+    B = rng.standard_normal((30, W + 20)).astype(dtype)
+    C0 = rng.standard_normal((24, W + 12)).astype(dtype)
     tol = 1e-5 if dtype == np.float32 else 1e-12
     C = C0.copy()
     plain(C, A, B, 3, 5, 7, 25)
     want = C0.astype(np.float64)
-    want[3:11, 5:5 + 2 * L] += A[3:11, :25].astype(np.float64) @ B[:25, 7:7 + 2 * L]
-    assert np.max(np.abs(C - want)) < tol * 10, "the block: 8 rows from i=3, 2L columns from cj=5, k=25"
-    At = np.ascontiguousarray(A.T)  # (30, 20): A[:k, i:i+8] read transposed
+    want[3:3 + MR, 5:5 + W] += A[3:3 + MR, :25].astype(np.float64) @ B[:25, 7:7 + W]
+    assert np.max(np.abs(C - want)) < tol * 10, f"the block: {MR} rows from i=3, {W} columns from cj=5, k=25"
+    At = np.ascontiguousarray(A.T)  # (30, 20): A[:k, i:i+MR] read transposed
     C = C0.copy()
     transposed(C, At, B, 3, 5, 7, 25)
     want = C0.astype(np.float64)
-    want[3:11, 5:5 + 2 * L] += At[:25, 3:11].T.astype(np.float64) @ B[:25, 7:7 + 2 * L]
+    want[3:3 + MR, 5:5 + W] += At[:25, 3:3 + MR].T.astype(np.float64) @ B[:25, 7:7 + W]
     assert np.max(np.abs(C - want)) < tol * 10
+
+
+def test_register_tile_shape_follows_the_vector_width():
+    """The 512-bit shape (16 accumulators of 64 bytes) needs 32 vector registers: on an AVX2 CPU (16 ymm) it
+    spills and ran 0.73x as fast as the loops; there the tile is 4 rows × 2 vectors of 32 bytes."""
+    from minitorch_attn.kernels.ops.threads import wide_vectors
+
+    if wide_vectors():
+        assert (MR, NV, VECTOR_BYTES) == (8, 2, 64)
+    else:
+        assert (MR, NV, VECTOR_BYTES) == (4, 2, 32)
+    assert MR * NV + NV + 1 <= (32 if VECTOR_BYTES == 64 else 16), "accumulators + loads of B + a broadcast fit"
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m,n,k", [(8, 32, 4), (21, 77, 13), (64, 256, 64), (7, 31, 5)])
 def test_tile_matmuls_agree_with_and_without_the_register_tile(dtype, m, n, k):
-    """Both inner kernels, every leftover (rows % 8, columns % 2L, k of any length), plain and transposed A."""
+    """Both inner kernels, every leftover (rows % MR, columns % NV·L, k of any length), plain and transposed A."""
     rng = np.random.default_rng(m * n + k)
     A = rng.standard_normal((m, k)).astype(dtype)
     At = np.ascontiguousarray(A.T)

@@ -1,39 +1,48 @@
 """A register-tile micro-kernel for the flash tiles' matmuls, written as LLVM vectors through a Numba intrinsic.
 
-    microkernel_8x2v(C, A, B, i, cj, bj, k):       C[i:i+8, cj:cj+2L] += A[i:i+8, :k] @ B[:k, bj:bj+2L]
-    microkernel_8x2v_at(C, A, B, i, cj, bj, k):    C[i:i+8, cj:cj+2L] += A[:k, i:i+8]ᵀ @ B[:k, bj:bj+2L]
+    microkernel_tile(C, A, B, i, cj, bj, k):       C[i:i+MR, cj:cj+NV·L] += A[i:i+MR, :k] @ B[:k, bj:bj+NV·L]
+    microkernel_tile_at(C, A, B, i, cj, bj, k):    C[i:i+MR, cj:cj+NV·L] += A[:k, i:i+MR]ᵀ @ B[:k, bj:bj+NV·L]
 
-L is the number of lanes of one 64-byte vector: 16 float32 or 8 float64, so a call updates an 8 × 32 float32
-block of C (8 × 16 float64).
+L is the number of lanes of one vector register, VECTOR_BYTES wide. The shape follows the vector registers
+Numba compiles for (`ops.threads.wide_vectors()`):
+- 512-bit (AVX-512: 32 zmm registers): MR = 8 rows × NV = 2 vectors of 64 bytes, an 8 × 32 float32 block of C
+  (8 × 16 float64) in 16 accumulators;
+- otherwise (AVX2: 16 ymm registers): MR = 4 rows × NV = 2 vectors of 32 bytes, a 4 × 16 float32 block in 8
+  accumulators, which leaves registers for the two loads of B and the broadcast of A. The 512-bit shape on a
+  256-bit CPU needs 32 accumulator registers and spills: it ran 0.73× as fast as the loops there (AMD Zen 3,
+  `benchmarks/flash_inner.py`); a (64 × 256) ← (64 × 64)(64 × 256) tile alone, one core: loops 54.5 GFLOP/s,
+  4 × 2 71.6, 6 × 2 64.5, 8 × 1 57.0, 4 × 3 56.3, the 8 × 2 zmm shape 30.4 (benchmarks/NOTES_attention_cpu.md,
+  "Zen 3").
 
 Why it exists. `tile_matmul`'s loops are plain Python that LLVM vectorises: each pass of their innermost loop
 loads a vector of C, adds four FMAs' worth into it and stores it back, because LLVM cannot prove that C does not
 alias A or B and so cannot keep C in registers across the k-steps. On a CPU with two 512-bit FMA units per core
 that load/store traffic, not the FMAs, sets the speed (benchmarks/NOTES_attention_cpu.md, "Intel"). Here the
-8 × 2 accumulators are LLVM values of type <L x float> that live in registers for all k steps (16 of the 32
-zmm registers of AVX-512), and C is read and written once per call:
+MR × NV accumulators are LLVM values of type <L x float> that live in registers for all k steps, and C is read
+and written once per call:
 
     for kk in range(k):                       # the k-loop; acc[r][h] never touches memory
-        b0, b1 = B[kk, bj:bj+L], B[kk, bj+L:bj+2L]           # two vector loads
-        for r in range(8):
+        b[h] = B[kk, bj + h·L : bj + (h+1)·L]  for h < NV       # NV vector loads
+        for r in range(MR):
             a = broadcast(A[i+r, kk])                        # one scalar load, broadcast to L lanes
-            acc[r][0] = fma(a, b0, acc[r][0]);  acc[r][1] = fma(a, b1, acc[r][1])
-    C[i+r, cj:cj+2L] += acc[r][:]   for r in range(8)
+            acc[r][h] = fma(a, b[h], acc[r][h])  for h < NV
+    C[i+r, cj:cj+NV·L] += acc[r][:]   for r in range(MR)
 
 The rules a caller obeys (nothing is checked inside: it is the innermost loop):
 - C and B have unit stride along their last axis (the caller checks; `tile_matmul` falls back otherwise);
-- rows i..i+7 and columns cj..cj+2L-1 of C, columns bj..bj+2L-1 and rows 0..k-1 of B, and the 8 × k entries of A
-  lie inside the arrays (no bounds checks);
+- rows i..i+MR-1 and columns cj..cj+NV·L-1 of C, columns bj..bj+NV·L-1 and rows 0..k-1 of B, and the MR × k
+  entries of A lie inside the arrays (no bounds checks);
 - A may have any strides (its entries are read one at a time and broadcast).
 
-On a CPU without 512-bit vectors LLVM splits each <L x float> in two (32 registers' worth of accumulators:
-they spill), so there the loops are the default; where both can run, `kernels/tuning.py` times them once per
-machine and keeps the faster.
+Where both can run, `kernels/tuning.py` times this tile and the loops once per machine and keeps the faster.
 
 Why the kernels take the choice as a compile-time constant (`numba.literally(mk)` in `numba_backend`): passed as
 a runtime flag, both inner kernels end up in one function, and LLVM then compiled the loops of the forward 6×
 slower than on their own (103 ms instead of 17 ms, N = 1024, 4 heads, one thread, CPU time; Intel Xeon,
 emeraldrapids). One specialisation per value keeps each path as fast as it is alone.
+
+MR, NV and VECTOR_BYTES are frozen into the compiled code; Numba's disk cache is keyed by the CPU name and
+features, which decide them, so a cached kernel never holds another machine's shape.
 """
 
 from __future__ import annotations
@@ -43,9 +52,12 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-MR = 8          # rows of C per call
-NV = 2          # vectors of C per row
-VECTOR_BYTES = 64
+from .ops.threads import wide_vectors
+
+if wide_vectors():
+    MR, NV, VECTOR_BYTES = 8, 2, 64   # rows of C per call, vectors of C per row, bytes per vector
+else:
+    MR, NV, VECTOR_BYTES = 4, 2, 32
 
 
 def _pointer(builder, base, offset_bytes, elem_type):
@@ -81,7 +93,7 @@ def _make(transposed: bool):
         zero = ir.Constant(vec, [ir.Constant(scalar, 0.0)] * L)
         undef = ir.Constant(vec, ir.Undefined)
         splat = ir.Constant(ir.VectorType(ir.IntType(32), L), [0] * L)
-        suffix = f"v{L}f{8 * itemsize}"  # llvm.fma.v16f32: one vfmadd231ps per call
+        suffix = f"v{L}f{8 * itemsize}"  # llvm.fma.v16f32 (zmm) / v8f32 (ymm): one vfmadd231ps per call
         fma = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), "llvm.fma." + suffix)
         acc = [[cgutils.alloca_once_value(builder, zero) for _ in range(NV)] for _ in range(MR)]  # -> registers
         a_first = builder.mul(i_, a_row)
@@ -108,9 +120,9 @@ def _make(transposed: bool):
                 builder.store(total, ptr, align=itemsize)
         return context.get_dummy_value()
 
-    typer.__name__ = "microkernel_8x2v_at" if transposed else "microkernel_8x2v"
+    typer.__name__ = "microkernel_tile_at" if transposed else "microkernel_tile"
     return intrinsic(typer)
 
 
-microkernel_8x2v = _make(False)     # C[i:i+8, cj:cj+2L] += A[i:i+8, :k] @ B[:k, bj:bj+2L]
-microkernel_8x2v_at = _make(True)   # C[i:i+8, cj:cj+2L] += A[:k, i:i+8]ᵀ @ B[:k, bj:bj+2L]
+microkernel_tile = _make(False)     # C[i:i+MR, cj:cj+NV·L] += A[i:i+MR, :k] @ B[:k, bj:bj+NV·L]
+microkernel_tile_at = _make(True)   # C[i:i+MR, cj:cj+NV·L] += A[:k, i:i+MR]ᵀ @ B[:k, bj:bj+NV·L]

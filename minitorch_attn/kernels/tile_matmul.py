@@ -5,9 +5,11 @@
     matmul_tile_regs, matmul_tile_at_regs:               the same, through microkernel.py's register tile
 
 Two inner kernels, because which is faster depends on the CPU (kernels/tuning.py times both once per machine):
-the loops below, which LLVM vectorises (they won on an AMD Zen 5), and the `_regs` versions, which run every
-block of 8 rows × 2 vectors of C through `microkernel.py` (C held in registers for all k steps; they won on an
-Intel Xeon with AVX-512) and hand the rows and columns left over to the loops.
+the loops below, which LLVM vectorises, and the `_regs` versions, which run every block of MR rows × NV vectors
+of C through `microkernel.py` (C held in registers for all k steps; 8 × 2 zmm with AVX-512, 4 × 2 ymm with AVX2)
+and hand the rows and columns left over to the loops. The register tile won on every CPU measured so far
+(Intel Xeon Emerald Rapids, AMD Zen 5, AMD Zen 3: benchmarks/NOTES_attention_cpu.md); the loops stay as the
+leftover path and the default where nothing was measured.
 
 Why not `np.dot`? Inside a Numba kernel it calls BLAS per tile: it allocates its result every call, the
 BLAS threads must be kept from competing with Numba's (threadpoolctl), and on this machine OpenBLAS picks
@@ -30,7 +32,7 @@ import numpy as np
 from numba import njit
 
 from .fastexp import FASTMATH
-from .microkernel import MR, NV, VECTOR_BYTES, microkernel_8x2v, microkernel_8x2v_at
+from .microkernel import MR, NV, VECTOR_BYTES, microkernel_tile, microkernel_tile_at
 from .ops import threads  # noqa: F401  (Numba's vector width is set before any compile)
 
 
@@ -164,7 +166,7 @@ def aligned_empty(rows, cols, like):
 # ---- the register-tile versions ---------------------------------------------------------------------------
 @njit(cache=True)
 def _register_columns(C, B, n):
-    """How many leading columns of C the register tile takes: a multiple of its width (2 vectors), or 0 when a
+    """How many leading columns of C the register tile takes: a multiple of its width (NV vectors), or 0 when a
     row of C or B is not contiguous (the tile loads and stores whole vectors)."""
     if C.strides[1] != C.itemsize or B.strides[1] != B.itemsize:
         return 0
@@ -182,10 +184,10 @@ def _clear(C, m, n):
 
 @njit(cache=True, boundscheck=False)
 def _register_tiles(C, A, B, col0, m8, n, k):
-    """C[:m8, :n] += A[:m8, :k] @ B[:k, col0:col0+n] in 8 × 2-vector register tiles (m8, n multiples of them)."""
+    """C[:m8, :n] += A[:m8, :k] @ B[:k, col0:col0+n] in MR × NV-vector register tiles (m8, n multiples of them)."""
     for i in range(0, m8, MR):
         for j in range(0, n, NV * VECTOR_BYTES // C.itemsize):
-            microkernel_8x2v(C, A, B, i, j, col0 + j, k)
+            microkernel_tile(C, A, B, i, j, col0 + j, k)
 
 
 @njit(cache=True, boundscheck=False)
@@ -193,12 +195,12 @@ def _register_tiles_at(C, A, B, m8, n, k):
     """C[:m8, :n] += A[:k, :m8]ᵀ @ B[:k, :n] in register tiles."""
     for i in range(0, m8, MR):
         for j in range(0, n, NV * VECTOR_BYTES // C.itemsize):
-            microkernel_8x2v_at(C, A, B, i, j, j, k)
+            microkernel_tile_at(C, A, B, i, j, j, k)
 
 
 @njit(cache=True, boundscheck=False)
 def matmul_tile_regs(C, A, B, col0, m, n, k, accumulate):
-    """matmul_tile's contract; the blocks of 8 rows × 2 vectors in registers, what is left by matmul_tile."""
+    """matmul_tile's contract; the blocks of MR rows × NV vectors in registers, what is left by matmul_tile."""
     if not accumulate:
         _clear(C, m, n)
     m8, j_lo = m - m % MR, _register_columns(C, B, n)
@@ -212,7 +214,7 @@ def matmul_tile_regs(C, A, B, col0, m, n, k, accumulate):
 
 @njit(cache=True, boundscheck=False)
 def matmul_tile_at_regs(C, A, B, m, n, k, accumulate):
-    """matmul_tile_at's contract; the blocks of 8 rows × 2 vectors in registers, what is left by matmul_tile_at."""
+    """matmul_tile_at's contract; the blocks of MR rows × NV vectors in registers, what is left by matmul_tile_at."""
     if not accumulate:
         _clear(C, m, n)
     m8, j_lo = m - m % MR, _register_columns(C, B, n)

@@ -6,9 +6,11 @@
     tuning.report()             # what was chosen, how (cache, timing, default, environment) and the timings
 
 Why. The best (Br, Bc) and the better inner matmul (`tile_matmul`'s loops or `microkernel.py`'s register tile)
-differ between CPUs: the loops won on an AMD Zen 5, the register tile on an Intel Xeon with AVX-512
-(benchmarks/NOTES_attention_cpu.md). So the first call on a machine times a few candidates on a small problem
-(B = 1, H = 4, N = 1024, d = 64, float32: about 1 to 2 s, once) and keeps the fastest; the choice is cached per
+differ between CPUs and between versions of the kernels: the loops once won on an AMD Zen 5; since the tile
+buffers are aligned the register tile wins there and on an Intel Xeon (AVX-512), and with its AVX2 shape on an
+AMD Zen 3; the best tiles differ on all three (benchmarks/NOTES_attention_cpu.md). So the first call on a
+machine times a few candidates on a small problem (B = 1, H = 4, N = 1024, d = 64, float32: about 1 to 2 s
+once the kernels are compiled) and keeps the fastest; the choice is cached per
 machine in a JSON file, and every later process reads it.
 
 The rules:
@@ -38,20 +40,20 @@ from pathlib import Path
 
 import numpy as np
 
-from .ops.threads import codegen_target  # sets Numba's vector width before anything reads the codegen
+from .ops.threads import codegen_target, wide_vectors  # sets Numba's vector width before the codegen starts
 
 
-def _wide_vectors() -> bool:
-    """Whether Numba compiles for 512-bit vectors here (AVX-512F, and LLVM not told to prefer 256 bits): the
-    register tile holds 16 vectors of 64 bytes, which on 256-bit hardware would spill."""
-    flags = codegen_target()[2].split(",")
-    return "+avx512f" in flags and ("-prefer-256-bit" in flags or "+prefer-256-bit" not in flags)
+def _register_tile_by_default() -> bool:
+    """The inner matmul without timing: the register tile on the x86 CPUs where it was measured to win (AVX-512:
+    Intel Emerald Rapids, AMD Zen 5; AVX2: AMD Zen 3, with its 4 × 2 ymm shape), the loops elsewhere (not measured:
+    e.g. ARM), where the tuner decides on first use."""
+    return wide_vectors() or "+avx2" in codegen_target()[2].split(",")
 
 
-# Without timing (MTA_TUNE=off, or before the first tuning): the register tile where 512-bit vectors are used.
-_WIDE = _wide_vectors()
-DEFAULTS = {"forward": {"Br": 256, "Bc": 64, "microkernel": _WIDE},
-            "backward": {"Br": 64, "Bc": 256, "microkernel": _WIDE}}
+# Without timing (MTA_TUNE=off, or before the first tuning).
+_REGS = _register_tile_by_default()
+DEFAULTS = {"forward": {"Br": 256, "Bc": 64, "microkernel": _REGS},
+            "backward": {"Br": 64, "Bc": 256, "microkernel": _REGS}}
 CANDIDATES = {"forward": [(256, 64), (128, 64), (256, 128), (128, 128)],
               "backward": [(64, 256), (64, 128), (128, 128)]}
 PROBLEM = dict(B=1, H=4, N=1024, d=64)

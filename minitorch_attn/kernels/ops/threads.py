@@ -63,6 +63,14 @@ def codegen_target() -> tuple[str, str, str]:
     return cpu_target.target_context.codegen().magic_tuple()
 
 
+def wide_vectors() -> bool:
+    """Whether Numba compiles for 512-bit vectors here (AVX-512F, and LLVM not told to prefer 256 bits). The
+    register tile (`kernels/microkernel.py`) takes its shape from this, and the flash kernels' default inner
+    matmul (`kernels/tuning.py`)."""
+    flags = codegen_target()[2].split(",")
+    return "+avx512f" in flags and ("-prefer-256-bit" in flags or "+prefer-256-bit" not in flags)
+
+
 def numba_target() -> dict:
     """What Numba compiles for in this process: CPU name, whether 512-bit vectors are preferred, threading."""
     triple, cpu, features = codegen_target()
