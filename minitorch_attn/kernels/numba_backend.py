@@ -206,7 +206,7 @@ def _forward_tile(q, k, v, key_pad, has_mask, heads, causal, scale, Br, Bc, mk, 
 @njit(parallel=True, cache=True)
 def _backward_kernel(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal, Br, Bc, mk,
                      dq_parts, dk, dv):
-    """qs = q · scale: (BH, Nq, d); k: (BH, Nk, d), kt = kᵀ: (BH, d, Nk); vt = vᵀ: (BH, dv, Nk);
+    """qs = q · scale: (BH, Nq, d); k: (BH, Nk, d), kt = kᵀ: (BH, d, ≥ Nk); vt = vᵀ: (BH, dv, ≥ Nk) (rows padded);
     do: (B, H, Nq, dv), any strides (the caller's view); lse, D: (BH, Nq).
     Adds dS k (not yet scaled) into dq_parts[share]; writes dk (scaled) and dv.
     One work item per (head, share of its key tiles), split over the threads."""
@@ -243,7 +243,7 @@ def _backward_share(qs, k, kt, vt, do, lse, D, key_pad, has_mask, heads, causal,
     """One work item of the backward: key tiles share, share + shares, ... of head bh."""
     literally(mk)
     Nq, d = qs.shape[1], qs.shape[2]
-    dvd, Nk = vt.shape[1], vt.shape[2]
+    dvd, Nk = vt.shape[1], k.shape[1]  # kt and vt may have padded rows (_transposed)
     b, h = bh // heads, bh % heads
     shares = dq_parts.shape[0]
     n_kt = (Nk + Bc - 1) // Bc
@@ -326,9 +326,22 @@ def _heads(a):
 
 
 def _transposed(a):
-    """(B, H, N, x) -> C-contiguous (B·H, x, N): one copy, from any strides."""
+    """(B, H, N, x) -> C-contiguous (B·H, x, Np): aᵀ per head in one copy, from any strides, its rows padded to
+    Np >= N columns (the kernels read only the first N).
+
+    Why the padding: the backward reads one tile's columns from every row of Kᵀ and Vᵀ. With N a power of two
+    the rows are a multiple of 4 KiB apart, so all of a tile's rows fall into the same few sets of the L1 cache
+    and evict each other: the backward took 21.3 ns a score element at N = 2048 against 14.1 at N = 2112 (one
+    thread, AMD Zen 3; benchmarks/NOTES_attention_cpu.md). A row length that is not a multiple of 512 bytes
+    spreads them over the sets."""
     B, H, N, x = a.shape
-    return np.ascontiguousarray(np.swapaxes(a, 2, 3)).reshape(B * H, x, N)
+    Np = N + (-N) % 16  # whole 64-byte lines
+    if (Np * a.itemsize) % 512 == 0:
+        Np += 64 // a.itemsize  # one line more: consecutive rows start in different cache sets
+    out = np.empty((B * H, x, Np), a.dtype)
+    out.reshape(B, H, x, Np)[..., :N] = np.swapaxes(a, 2, 3)
+    out[:, :, N:] = 0
+    return out
 
 
 def _key_pad(key_padding_mask, B):
