@@ -324,9 +324,10 @@ print(f"per token: with cache {1e3 * times[True]:.2f} ms, without {1e3 * times[F
 # What the capstone gives, measured on a 2-core laptop-class CPU (benchmarks/NOTES_train_step_baby.md has
 # every run and command): 2,000 iterations in 83 s, final val loss **1.908** (the mean over 200 batches).
 # The same model in torch, from the same initial weights and batches, ends at the same 1.908; per step ours
-# takes 1.23× torch's time on an AMD Zen 5 (2 threads), and on an Intel Xeon 1.24× on one thread but 1.6× on
-# two, where torch runs every op on both cores and we only the matrix products
-# (`python benchmarks/train_step_baby.py --repeats 3 --steps 30 [--threads 1]`). nanoGPT's README
+# takes 1.05× torch's time on an AMD Zen 5 (2 threads; 0.88× on one), 1.46× on an AMD Zen 3 (1.14× on one),
+# and on an Intel Xeon 1.27× on one thread but 1.6× on two: with two threads torch runs every op on both cores
+# and we only the matrix products
+# (`MTA_TUNE=off python benchmarks/train_step_baby.py --repeats 3 --steps 30 [--threads 1]`). nanoGPT's README
 # says "1.88"; its own code, run here with the README's command, prints 1.887, 1.883, 1.900 and 1.912 for four
 # seeds. Each of those is the mean of only 20 batches, whose standard error is 0.015: quote a loss with its
 # error bar, and compare models on the same batches.

@@ -450,41 +450,39 @@ for name, ms in rows.items():
     print(f"{name:42} {ms:9.2f} {flops / ms / 1e6:9.1f}")
 
 # %% [markdown]
-# In our runs on a 2-core AMD Zen 5 the library kernel was 20–25× faster than the single-threaded
-# teaching kernel and about as fast as torch at this size (on a 2-core Intel Xeon, about half as fast as
-# torch at this size and three quarters at N = 4096: see below); the NumPy versions are limited by the
-# exponentials, the temporaries and (for the tiled one) Python's loop over tiles. At $N = 1024$ fixed
-# costs still show; the comparison that matters is at long sequences.
+# In our first runs on a 2-core AMD Zen 5 the library kernel was 20–25× faster than the single-threaded
+# teaching kernel; how it compares with torch depends on the CPU far more than that (the table below). The
+# NumPy versions are limited by the exponentials, the temporaries and (for the tiled one) Python's loop over
+# tiles. At $N = 1024$ fixed costs still show; the comparison that matters is at long sequences.
 #
 # ### The full numbers
 #
 # `benchmarks/attention_cpu.py` times, for B = 1, H = 8, d = 64, float32 and N up to 4096 (or 8192), naive
 # NumPy, tiled NumPy, our Numba kernels and torch 2.13's `scaled_dot_product_attention`, forward and
 # forward + backward, causal and not, each contender in its own process (best of interleaved rounds), with
-# NumPy's SGEMM rate measured in the same run. Measured on the course's 2-core VM (AMD EPYC Zen 5,
-# AVX-512), while it was shared with other jobs, with
-# `python benchmarks/attention_cpu.py --sizes 512 1024 2048 4096` (from `benchmarks/NOTES_attention_cpu.md`,
-# runs 1 and 3; "vs torch" is torch's time over ours, > 1 means faster than torch):
+# NumPy's SGEMM rate measured in the same run. Three 2-core VMs, each measured with
+# `MTA_TUNE=off python benchmarks/attention_cpu.py --sizes 1024 4096 --no-memory --contenders numba torch --rounds 3`
+# while shared with other jobs ("vs torch" is torch's time over ours, > 1 means faster than torch; from
+# `benchmarks/NOTES_attention_cpu.md`, where the runs' loads are; code of 83ded73 on the Zen 5, cb17692 on the
+# Intel Xeon, 51445c7 on the Zen 3, whose padded backward the other two have not been measured with):
 #
-# | N = 4096 | run 1 | run 3 |
-# |---|---|---|
-# | forward, full | 129 ms, 266 GFLOP/s, **1.40×** torch | 130 ms, 264 GFLOP/s, 1.37× |
-# | forward, causal | 73 ms, 235 GFLOP/s, **1.37×** | 74 ms, 1.37× |
-# | forward + backward, full | 498 ms, 241 GFLOP/s, 1.28× | 495 ms, 243 GFLOP/s, 1.30× |
-# | forward + backward, causal | 266 ms, 226 GFLOP/s, 1.33× | 277 ms, 1.30× |
-# | torch forward, full / causal | 191 / 172 GFLOP/s | 193 / 170 GFLOP/s |
-# | NumPy SGEMM (the practical roof) | 261 GFLOP/s | 252 GFLOP/s |
+# | CPU (LLVM name, vectors) | forward, N = 4096 | causal | forward + backward | forward, N = 1024 | SGEMM in the run |
+# |---|---|---|---|---|---|
+# | AMD Zen 5 (`znver5`, AVX-512) | 91 ms, **1.95×** torch | 1.78× | 1.88× | 1.46× | 267 GFLOP/s |
+# | Intel Xeon, Emerald Rapids (`emeraldrapids`, AVX-512) | 166 ms, **0.87×** | 0.88× | 0.90× | 0.74× | 310 GFLOP/s |
+# | AMD Zen 3 (`znver3`, AVX2) | 398 ms, **0.86×** | 0.81× | 0.99× | 0.72× | 143 GFLOP/s |
 #
-# These ratios belong to that CPU. On a 2-core Intel Xeon (Emerald Rapids, AVX-512, LLVM `emeraldrapids`)
-# the same kernels first gave forward 0.51× torch at N = 4096 and forward + backward 0.58×: there, torch's
-# MKL-based kernel runs near the chip's peak, and our tile matmul's loops paid for storing C after every few
-# k steps. With a register tile that keeps an 8 × 32 block of C in 16 zmm registers (`kernels/microkernel.py`),
-# tile buffers on cache-line boundaries, and tile shapes timed once per machine (`kernels/tuning.py`), the
-# same command gave forward 0.82× (causal 0.88×) and forward + backward 0.86× at N = 4096, and forward 0.79×
-# at N = 1024 (`benchmarks/NOTES_attention_cpu.md`, section "Intel"). What moves between machines: the FMA width
-# LLVM chooses (the library asks for 512-bit vectors on AVX-512 CPUs, `MTA_NUMBA_VECTORS`), which inner kernel
-# and tiles win (the tuner times them), the BLAS kernel NumPy and torch pick, the clock, and the cost of a
-# store. Measure on yours; the benchmark prints all of it.
+# These ratios belong to those CPUs, and each took work on that CPU. On the Intel Xeon the kernels first gave
+# forward 0.51× torch at N = 4096: torch's MKL-based kernel runs near the chip's peak there, and our tile
+# matmul's loops paid for storing C after every few k steps. A register tile that keeps an 8 × 32 block of C
+# in 16 zmm registers (`kernels/microkernel.py`), tile buffers on cache-line boundaries and tile shapes timed
+# once per machine (`kernels/tuning.py`) brought it to 0.87×, and the same changes took the Zen 5 from 1.40× to
+# 1.95×. On the Zen 3, which has 16 ymm registers instead of 32 zmm, that register tile spilled; a 4 × 16 tile
+# in 8 ymm registers took the forward from 0.54× to 0.86×, and padding the rows of Kᵀ and Vᵀ, which at a
+# power-of-two N all fell into the same L1 cache sets, took the backward from 0.7× to 1.04×. What moves between
+# machines: the vector width and register count (the library asks LLVM for 512-bit vectors on AVX-512 CPUs,
+# `MTA_NUMBA_VECTORS`), which inner kernel and tiles win (the tuner times them), the BLAS kernel NumPy and torch
+# pick, the clock, the caches and the cost of a store. Measure on yours; the benchmark prints all of it.
 #
 # Memory (same notes): the tiled NumPy forward at N = 2048, H = 8 peaks at 4.8 MiB against the naive
 # version's 384 MiB; Numba forward + backward at N = 16,384, H = 8 grows the process by 225 MiB (7 × one
