@@ -312,11 +312,15 @@ def _machine():
     info = {"python": platform.python_version(), "cpus": os.cpu_count(), "numpy": np.__version__}
     try:
         with open("/proc/cpuinfo") as f:
-            info["cpu"] = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+            fields = dict(line.split(":", 1) for line in f.read().split("\n\n")[0].splitlines() if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        info["cpu"] = fields["model name"]
+        # A VM may report a bare "AMD EPYC": family and model tell Zen 3 (25, 1) from Zen 5 (26, ...)
+        info["cpu_family_model"] = [int(fields.get("cpu family", -1)), int(fields.get("model", -1))]
         with open("/proc/meminfo") as f:
             info["mem_bytes"] = int(next(line for line in f if line.startswith("MemTotal")).split()[1]) * 1024
         info["loadavg_start"] = os.getloadavg()
-    except (OSError, StopIteration):
+    except (OSError, StopIteration, KeyError, ValueError):
         pass
     for mod in ("numba", "torch"):
         try:
@@ -324,13 +328,15 @@ def _machine():
         except ImportError:
             pass
     try:  # what the numba workers compile for (same environment): LLVM CPU, vector width, tiles, threads
-        from minitorch_attn.kernels import tuning
+        # numba_backend sets the threading layer, as it does in the workers
+        from minitorch_attn.kernels import microkernel, numba_backend, tuning  # noqa: F401
         from minitorch_attn.kernels.ops.threads import numba_target
 
         chosen = tuning.report()  # the workers read the same cache (or time the same candidates)
         f, b = chosen["forward"]["choice"], chosen["backward"]["choice"]
         info["numba_target"] = dict(numba_target(), fwd_tiles=[f["Br"], f["Bc"]], bwd_tiles=[b["Br"], b["Bc"]],
-                                    fwd_microkernel=f["microkernel"], bwd_microkernel=b["microkernel"])
+                                    fwd_microkernel=f["microkernel"], bwd_microkernel=b["microkernel"],
+                                    register_tile=[microkernel.MR, microkernel.NV, microkernel.VECTOR_BYTES])
         info["tuning"] = chosen
     except ImportError:
         pass
@@ -385,7 +391,8 @@ def main(argv=None):
     results = _best_of_rounds([r for r in rows if "contender" in r and "memory" not in r])
     memory = [r for r in rows if "memory" in r]
 
-    print(f"\n{machine.get('cpu', '?')}, {machine.get('cpus')} CPUs; numpy {machine['numpy']}, "
+    family_model = "family {}, model {}".format(*machine["cpu_family_model"]) if "cpu_family_model" in machine else ""
+    print(f"\n{machine.get('cpu', '?')} ({family_model}), {machine.get('cpus')} CPUs; numpy {machine['numpy']}, "
           f"numba {machine.get('numba', '-')}, torch {machine.get('torch', '-')}; "
           f"load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in machine.get('loadavg_start', ()))}"
           f", at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
@@ -394,7 +401,9 @@ def main(argv=None):
         print(f"numba compiles for LLVM '{t['llvm_cpu']}', vectors: {t['vectors']}; {t['threads']} threads; "
               f"tiles (Br, Bc): forward {tuple(t['fwd_tiles'])}, backward {tuple(t['bwd_tiles'])}; inner matmul: "
               f"forward {'register tile' if t['fwd_microkernel'] else 'loops'}, backward "
-              f"{'register tile' if t['bwd_microkernel'] else 'loops'} ({machine['tuning']['forward']['how']})")
+              f"{'register tile' if t['bwd_microkernel'] else 'loops'} ({machine['tuning']['forward']['how']}); "
+              "register tile {} rows x {} vectors of {} bytes; threading layer {}".format(
+                  *t["register_tile"], t["threading_layer"]))
     print(_table(results, args.sizes, roof))
     print("\n".join(_memory_lines(memory, machine.get("mem_bytes"))))
 

@@ -24,6 +24,9 @@ def test_attention_cpu_quick(tmp_path):
     report = json.loads((tmp_path / "attention_cpu.json").read_text())
     assert {r["contender"] for r in report["results"]} >= {"naive", "tiled", "numba"}
     assert all(r["fwd_s"] > 0 and r["fwdbwd_s"] > 0 for r in report["results"])
+    target = report["machine"]["numba_target"]  # a number is only worth its machine: what the workers ran
+    assert target["threading_layer"] not in ("", "default"), "the JSON must record the layer the kernels use"
+    assert len(target["register_tile"]) == 3 and target["llvm_cpu"], target
     assert (tmp_path / "attention_cpu.png").stat().st_size > 10_000
 
 
