@@ -391,8 +391,9 @@ def main(argv=None):
     results = _best_of_rounds([r for r in rows if "contender" in r and "memory" not in r])
     memory = [r for r in rows if "memory" in r]
 
-    family_model = "family {}, model {}".format(*machine["cpu_family_model"]) if "cpu_family_model" in machine else ""
-    print(f"\n{machine.get('cpu', '?')} ({family_model}), {machine.get('cpus')} CPUs; numpy {machine['numpy']}, "
+    fm = machine.get("cpu_family_model")
+    family_model = f" (family {fm[0]}, model {fm[1]})" if fm else ""
+    print(f"\n{machine.get('cpu', '?')}{family_model}, {machine.get('cpus')} CPUs; numpy {machine['numpy']}, "
           f"numba {machine.get('numba', '-')}, torch {machine.get('torch', '-')}; "
           f"load average (1, 5, 15 min) at start: {', '.join(f'{x:.2f}' for x in machine.get('loadavg_start', ()))}"
           f", at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
